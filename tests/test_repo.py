@@ -1,0 +1,59 @@
+"""The book's plumbing: notebooks stored clean, the table of contents complete."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = []
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+    return files
+
+
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = json.loads(path.read_text())
+    dirty = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
+    assert not dirty, f"{path.name}: code cells {dirty} have outputs; clear them before committing"
+
+
+def test_toc_and_notebooks_list_the_same_chapters():
+    in_toc = {f for f in toc_files() if f.startswith("notebooks/")}
+    on_disk = {f"notebooks/{p.stem}" for p in NOTEBOOKS}
+    assert in_toc == on_disk, (
+        f"only in _toc.yml: {in_toc - on_disk}; only on disk: {on_disk - in_toc}"
+    )
+
+
+def test_every_toc_file_exists():
+    for f in toc_files():
+        matches = list(ROOT.glob(f + ".*"))
+        assert matches, f"_toc.yml names {f}, which does not exist"
+
+
+def test_chapters_are_numbered_in_order():
+    numbers = [int(p.name.split("_")[0]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_reads_the_size_knob(path):
+    text = path.read_text()
+    assert "config.pick(" in text, f"{path.name} never asks config.pick for its sizes"

@@ -76,6 +76,9 @@ def format_seconds(s: float) -> str:
 def time_call(fn, *args, repeats: int = 7, number: int = 1, **kwargs) -> Timing:
     """Time ``fn(*args, **kwargs)``: the first call apart, then ``repeats`` x ``number`` calls.
 
+    For a jitted function the first call includes tracing and compilation only
+    if this function has not yet been called with arguments of these shapes.
+
     Each repeat's time is the mean over ``number`` back-to-back calls (use
     ``number > 1`` for functions that take microseconds). The result of every
     call is blocked on, so asynchronous dispatch cannot hide work.
@@ -96,15 +99,22 @@ def time_call(fn, *args, repeats: int = 7, number: int = 1, **kwargs) -> Timing:
     return Timing(first, runs, number)
 
 
-def time_compile(jitted, *args, **kwargs) -> tuple[float, float]:
+def time_compile(jitted, *args, fresh: bool = True, **kwargs) -> tuple[float, float]:
     """Seconds to trace (lower) and to compile a ``jax.jit`` function for these arguments.
 
     Uses JAX's ahead-of-time API: ``jitted.lower(*args).compile()``. Returns
-    ``(trace_s, compile_s)``. Nothing is cached by this call, so it measures
-    the full cost each time.
+    ``(trace_s, compile_s)``. JAX caches traces and compiled programs per
+    function, so a second measurement of the same function would report almost
+    nothing; with ``fresh=True`` (the default) this helper first empties JAX's
+    caches with ``jax.clear_caches()``, so every jitted function in the
+    process compiles again on its next call.
     """
+    import jax
+
     if not hasattr(jitted, "lower"):
         raise TypeError(f"jitted must be a function made by jax.jit, got {type(jitted).__name__}")
+    if fresh:
+        jax.clear_caches()
     t0 = time.perf_counter()
     lowered = jitted.lower(*args, **kwargs)
     t1 = time.perf_counter()

@@ -1,0 +1,68 @@
+r"""The mixed logit model estimated by simulated maximum likelihood.
+
+Consumer :math:`i = 1..N` chooses one of :math:`J` apartments or the outside
+option :math:`j = 0` (utility 0). With standard normal draws :math:`z_{ir}`,
+:math:`r = 1..R`,
+
+.. math::
+
+    V_{ijr} = b_0 + b_1\,\mathrm{log\_sqft}_{ij} + b_2\,\mathrm{bath}_{ij}
+              + b_3\,\mathrm{bath}_{ij}\,\mathrm{fam}_i
+              + (\mu + \sigma z_{ir})\,\mathrm{outdoor}_{ij},
+
+the simulated choice probability is
+:math:`\check P_i = \frac1R \sum_r e^{V_{i y_i r}} / (1 + \sum_k e^{V_{ikr}})`, and the
+objective is :math:`-\sum_i \log \check P_i`. Parameters
+:math:`\theta = (b_0, b_1, b_2, b_3, \mu, \sigma)`, in that order.
+
+Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
+(JAX, NumPy and pandas likelihoods, analytic scores), :mod:`.estimate`
+(``fit`` and standard errors), :mod:`.xlogit_bridge` (the same model in xlogit).
+"""
+
+from .data import (
+    PARAM_NAMES,
+    THETA_TRUE,
+    MixedLogitData,
+    check_theta,
+    make_data,
+    make_draws,
+    simulate,
+    with_draws,
+)
+from .estimate import FitResult, fit, scores_autodiff, standard_errors
+from .likelihood import (
+    grad_analytic,
+    grad_analytic_numpy,
+    neg_loglik,
+    neg_loglik_numpy,
+    neg_loglik_on_draws,
+    neg_loglik_pandas,
+    scores_analytic,
+    scores_analytic_numpy,
+    to_long_dataframe,
+)
+
+__all__ = [
+    "PARAM_NAMES",
+    "THETA_TRUE",
+    "FitResult",
+    "MixedLogitData",
+    "check_theta",
+    "fit",
+    "grad_analytic",
+    "grad_analytic_numpy",
+    "make_data",
+    "make_draws",
+    "neg_loglik",
+    "neg_loglik_numpy",
+    "neg_loglik_on_draws",
+    "neg_loglik_pandas",
+    "scores_analytic",
+    "scores_analytic_numpy",
+    "scores_autodiff",
+    "simulate",
+    "standard_errors",
+    "to_long_dataframe",
+    "with_draws",
+]

@@ -289,5 +289,6 @@ def bfgs(f, grad, x0, gtol: float = 1e-5, maxiter: int = 200):
         values.append(fx)
         if s @ y > 0:
             h = bfgs_update_inverse(h, s, y)
-    return OptimPath(x, fx, np.array(path), len(path) - 1, c.nfev, c.njev, success, message,
-                     np.array(values))  # fmt: skip
+    return OptimPath(
+        x, fx, np.array(path), len(path) - 1, c.nfev, c.njev, success, message, np.array(values)
+    )

@@ -41,6 +41,7 @@ from .likelihood import (
     scores_analytic,
     scores_analytic_numpy,
     to_long_dataframe,
+    value_and_grad_analytic,
 )
 
 __all__ = [
@@ -64,5 +65,6 @@ __all__ = [
     "simulate",
     "standard_errors",
     "to_long_dataframe",
+    "value_and_grad_analytic",
     "with_draws",
 ]

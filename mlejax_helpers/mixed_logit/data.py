@@ -106,8 +106,9 @@ def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int =
     raise ValueError(f"draws must be one of {DRAW_KINDS}, got {kind!r}")
 
 
-def simulate(n_consumers: int, n_options: int, n_draws: int, seed: int = 0, draws="pseudo",
-             theta=None) -> MixedLogitData:  # fmt: skip
+def simulate(
+    n_consumers: int, n_options: int, n_draws: int, seed: int = 0, draws="pseudo", theta=None
+) -> MixedLogitData:
     """Simulate a data set of ``n_consumers`` choosing among ``n_options`` apartments.
 
     ``n_draws`` estimation draws of kind ``draws`` ("pseudo" or "halton") are

@@ -22,9 +22,18 @@ from .likelihood import (
     neg_loglik,
     neg_loglik_numpy,
     scores_analytic,
+    value_and_grad_analytic,
 )
 
-GRADIENTS = ("finite-differences", "analytic", "analytic-numpy", "autodiff", "autodiff-fused")
+GRADIENTS = (
+    "finite-differences",
+    "analytic",
+    "analytic-numpy",
+    "analytic-fused",
+    "autodiff",
+    "autodiff-fused",
+)
+INITS = ("identity", "bhhh")
 SECOND_ORDER = ("Newton-CG", "trust-krylov", "trust-ncg", "trust-exact")
 THETA_START = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
@@ -50,6 +59,7 @@ class FitResult:
     gradient: str
     jit: tuple[bool, bool]
     method: str
+    init: str = "identity"
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "theta"}
@@ -80,15 +90,30 @@ def _options(method, gtol, maxiter):
     )
 
 
-def fit(data, theta0=None, *, gradient="autodiff", jit=True, method="BFGS", gtol=1e-6,
-        maxiter=1000) -> FitResult:  # fmt: skip
+def fit(
+    data,
+    theta0=None,
+    *,
+    gradient="autodiff",
+    jit=True,
+    method="BFGS",
+    gtol=1e-6,
+    maxiter=1000,
+    init="identity",
+) -> FitResult:
     """Estimate ``theta`` by ``scipy.optimize.minimize`` on the *average* negative log-likelihood.
 
     ``gradient``: ``"finite-differences"`` (scipy's forward differences),
     ``"analytic"`` (:func:`grad_analytic`, JAX), ``"analytic-numpy"``
-    (NumPy function and gradient; ``jit`` is ignored), ``"autodiff"``
-    (``jax.grad``) or ``"autodiff-fused"`` (one ``jax.value_and_grad`` call per
-    iteration, ``jac=True``). ``jit`` is a bool or a pair ``(jit_loglik, jit_grad)``.
+    (NumPy function and gradient; ``jit`` is ignored), ``"analytic-fused"``
+    (:func:`value_and_grad_analytic`, value and gradient in one call),
+    ``"autodiff"`` (``jax.grad``) or ``"autodiff-fused"`` (one
+    ``jax.value_and_grad`` call per iteration, ``jac=True``). ``jit`` is a
+    bool or a pair ``(jit_loglik, jit_grad)``.
+
+    ``init="bhhh"`` (BFGS only) starts BFGS from the inverse of the BHHH matrix
+    at ``theta0`` (outer product of the per-consumer scores, as xlogit does)
+    instead of the identity; computing it is part of the timed run.
     Second-order methods (Newton-CG, trust-*) also get exact Hessian-vector
     products from :func:`mlejax_helpers.derivatives.hvp`.
 
@@ -134,8 +159,9 @@ def fit(data, theta0=None, *, gradient="autodiff", jit=True, method="BFGS", gtol
             def jac(th):
                 return np.asarray(g_j(th, dev)) * scale
 
-        elif gradient == "autodiff-fused":
-            vg_j = maybe_jit(jax.value_and_grad(neg_loglik), jit_f or jit_g)
+        elif gradient in ("autodiff-fused", "analytic-fused"):
+            raw = value_and_grad_analytic if gradient == "analytic-fused" else None
+            vg_j = maybe_jit(raw or jax.value_and_grad(neg_loglik), jit_f or jit_g)
 
             def fun(th):
                 v, g = vg_j(th, dev)
@@ -150,15 +176,25 @@ def fit(data, theta0=None, *, gradient="autodiff", jit=True, method="BFGS", gtol
         def hessp(th, p):
             return np.asarray(hvp_j(th, p, jax.device_put(data))) * scale
 
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "bhhh" and method != "BFGS":
+        raise ValueError(f"init='bhhh' needs method='BFGS', got {method!r}")
+    scores_j = jax.jit(scores_analytic) if init == "bhhh" else None
+
     t0 = time.perf_counter()  # warm-up: compile and run each function once
     fun(theta0)
     if callable(jac):
         jac(theta0)
     if hessp is not None:
         hessp(theta0, np.ones(6))
+    if scores_j is not None:
+        scores_j(theta0, jax.device_put(data))
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     kwargs = {"hessp": hessp} if hessp is not None else {}
+    if scores_j is not None:
+        options["hess_inv0"] = bhhh_inverse(np.asarray(scores_j(theta0, jax.device_put(data))))
     res = minimize(fun, theta0, jac=jac, method=method, options=options, **kwargs)
     run_s = time.perf_counter() - t0
     return FitResult(
@@ -174,15 +210,33 @@ def fit(data, theta0=None, *, gradient="autodiff", jit=True, method="BFGS", gtol
         gradient=gradient,
         jit=(bool(jit_f), bool(jit_g)),
         method=method,
+        init=init,
     )
+
+
+def bhhh_inverse(scores) -> np.ndarray:
+    """Inverse of the average outer product of scores ``(N, K)``: a start for BFGS's ``H_0``.
+
+    For the *average* negative log-likelihood the BHHH approximation of the
+    Hessian is ``S'S / N``; its inverse is returned symmetrised, so scipy's
+    positive-definiteness check accepts it.
+    """
+    s = np.asarray(scores, dtype=float)
+    h = np.linalg.inv(s.T @ s / s.shape[0])
+    return 0.5 * (h + h.T)
 
 
 def _log_p_one(theta, log_sqft, bathrooms, family_size, outdoor, choice, draws):
     """``log P_i`` of a single consumer (rows of each array), for ``vmap``."""
     one = MixedLogitData(
-        log_sqft[None], bathrooms[None], family_size[None], outdoor[None], choice[None],
-        draws[None], jnp.zeros(6),
-    )  # fmt: skip
+        log_sqft[None],
+        bathrooms[None],
+        family_size[None],
+        outdoor[None],
+        choice[None],
+        draws[None],
+        jnp.zeros(6),
+    )
     return _log_p(theta, one, jnp, jsp.logsumexp)[0]
 
 
@@ -190,9 +244,15 @@ def scores_autodiff(theta, data: MixedLogitData):
     """Per-consumer scores ``(N, 6)`` by ``vmap`` of ``jax.grad`` over consumers."""
     data = _check_data(data)
     return per_observation_scores(
-        _log_p_one, check_theta(theta), data.log_sqft, data.bathrooms, data.family_size,
-        data.outdoor, data.choice, data.draws,
-    )  # fmt: skip
+        _log_p_one,
+        check_theta(theta),
+        data.log_sqft,
+        data.bathrooms,
+        data.family_size,
+        data.outdoor,
+        data.choice,
+        data.draws,
+    )
 
 
 def standard_errors(theta, data: MixedLogitData) -> pd.DataFrame:

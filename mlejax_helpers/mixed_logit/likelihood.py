@@ -59,10 +59,12 @@ def _log_p(theta, data, xp, lse):
     return lse(log_l, axis=1) - xp.log(log_l.shape[1])  # (N,)
 
 
-def _scores(theta, data, xp, lse):
+def _value_and_scores(theta, data, xp, lse):
+    """``(log P_i, s_i)``: per-consumer log probabilities ``(N,)`` and scores ``(N, 6)``."""
     log_l, v, log_denom = _chosen_log_probs(theta, data, xp, lse)
+    log_sum = lse(log_l, axis=1)  # (N,)
     probs = xp.exp(v - log_denom[:, None, :])  # (N, J, R) inside options
-    omega = xp.exp(log_l - lse(log_l, axis=1, keepdims=True))  # (N, R), rows sum to 1
+    omega = xp.exp(log_l - log_sum[:, None])  # (N, R), rows sum to 1
     feats = _features(data, xp)  # (N, J, 5)
     dbar = xp.einsum("njr,njk->nrk", probs, feats, optimize=True)  # (N, R, 5)
     idx = xp.clip(data.choice - 1, 0, feats.shape[1] - 1)[:, None, None]
@@ -71,7 +73,12 @@ def _scores(theta, data, xp, lse):
     a = chosen[:, None, :] - dbar  # (N, R, 5)
     s_fixed = xp.einsum("nr,nrk->nk", omega, a, optimize=True)
     s_sigma = xp.einsum("nr,nr->n", omega * data.draws, a[:, :, 4])
-    return xp.concatenate([s_fixed, s_sigma[:, None]], axis=1)  # (N, 6)
+    scores = xp.concatenate([s_fixed, s_sigma[:, None]], axis=1)  # (N, 6)
+    return log_sum - xp.log(log_l.shape[1]), scores
+
+
+def _scores(theta, data, xp, lse):
+    return _value_and_scores(theta, data, xp, lse)[1]
 
 
 def neg_loglik(theta, data: MixedLogitData):
@@ -106,6 +113,12 @@ def grad_analytic(theta, data: MixedLogitData):
 def grad_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
     """Analytic gradient of :func:`neg_loglik_numpy`, shape ``(6,)``, in NumPy."""
     return -np.sum(scores_analytic_numpy(theta, data), axis=0)
+
+
+def value_and_grad_analytic(theta, data: MixedLogitData):
+    """``(neg_loglik, grad_analytic)`` in one ``jax.numpy`` pass: the fused analytic gradient."""
+    log_p, scores = _value_and_scores(theta, data, *_BACKENDS["jax"])
+    return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
 
 
 def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) -> float:

@@ -49,8 +49,16 @@ def to_xlogit_long(data: MixedLogitData):
     return X, y, ids, alts
 
 
-def fit_xlogit(data: MixedLogitData, theta0=None, *, n_draws=None, optim_method="BFGS",
-               halton=True, random_state=0, maxiter=2000) -> dict:  # fmt: skip
+def fit_xlogit(
+    data: MixedLogitData,
+    theta0=None,
+    *,
+    n_draws=None,
+    optim_method="BFGS",
+    halton=True,
+    random_state=0,
+    maxiter=2000,
+) -> dict:
     """Fit the model with ``xlogit.MixedLogit`` and return a flat dict of what it reports.
 
     ``theta0=None`` uses xlogit's default start (a multinomial logit fit, plus 0.1
@@ -74,10 +82,20 @@ def fit_xlogit(data: MixedLogitData, theta0=None, *, n_draws=None, optim_method=
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         model.fit(
-            X, y, varnames=VARNAMES, alts=alts, ids=ids, randvars={"outdoor": "n"},
-            n_draws=n_draws or data.shape[2], halton=halton, random_state=random_state,
-            optim_method=optim_method, maxiter=maxiter, verbose=0, **kwargs,
-        )  # fmt: skip
+            X,
+            y,
+            varnames=VARNAMES,
+            alts=alts,
+            ids=ids,
+            randvars={"outdoor": "n"},
+            n_draws=n_draws or data.shape[2],
+            halton=halton,
+            random_state=random_state,
+            optim_method=optim_method,
+            maxiter=maxiter,
+            verbose=0,
+            **kwargs,
+        )
     fit_s = time.perf_counter() - t0
     names = list(model.coeff_names)
     order = [names.index(v) for v in VARNAMES] + [names.index("sd.outdoor")]

@@ -1,0 +1,184 @@
+"""Measure one benchmark configuration; run as ``python -m mlejax_helpers.bench.child``.
+
+Reads ``{"config": {...}, "repeats": k, "common_draws": R'}`` as JSON on standard
+input and prints one line ``RESULT {...}`` with the measurements. The parent
+(:mod:`.runner`) enforces the time and memory limits.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from .. import config as _config
+from .suites import Config
+
+SLOW_S = 30.0  # a fit slower than this is not repeated
+
+
+def _fit_mlejax(cfg, data, ml):
+    r = ml.fit(
+        data,
+        gradient=cfg.gradient,
+        jit=(cfg.jit_loglik, cfg.jit_grad),
+        method=cfg.solver,
+        gtol=cfg.gtol,
+        init=cfg.init,
+    )
+    return {
+        "theta": r.theta,
+        "neg_loglik": r.neg_loglik,
+        "nit": r.nit,
+        "nfev": r.nfev,
+        "njev": r.njev,
+        "success": r.success,
+        "message": r.message,
+        "compile_s": r.compile_s,
+        "run_s": r.run_s,
+    }
+
+
+def _fit_pandas(cfg, data, ml):
+    from scipy.optimize import minimize
+
+    df = ml.to_long_dataframe(data)
+    n = data.shape[0]
+    t0 = time.perf_counter()
+    res = minimize(
+        lambda th: ml.neg_loglik_pandas(th, df, data.draws) / n,
+        ml.estimate.THETA_START,
+        method="BFGS",
+        options={"gtol": cfg.gtol},
+    )
+    return {
+        "theta": res.x,
+        "neg_loglik": ml.neg_loglik_numpy(res.x, data),
+        "nit": res.nit,
+        "nfev": res.nfev,
+        "njev": res.njev,
+        "success": bool(res.success),
+        "message": str(res.message),
+        "compile_s": 0.0,
+        "run_s": time.perf_counter() - t0,
+    }
+
+
+def _fit_xlogit(cfg, data, ml):
+    from ..mixed_logit.xlogit_bridge import fit_xlogit
+
+    ours = cfg.variant.startswith("ours")
+    method = "BFGS" if cfg.variant in ("defaults", "ours-bfgs") else "L-BFGS-B"
+    r = fit_xlogit(data, ml.estimate.THETA_START if ours else None, optim_method=method)
+    return {
+        "theta": r["theta"],
+        "neg_loglik": ml.neg_loglik_numpy(r["theta"], data),
+        "xlogit_neg_loglik": r["neg_loglik"],
+        "nit": r["nit"],
+        "nfev": r["nfev"],
+        "njev": None,
+        "success": r["convergence"],
+        "message": r["message"],
+        "compile_s": 0.0,
+        "run_s": r["fit_s"],
+        "overflow_warnings": r["overflow_warnings"],
+    }
+
+
+def _fit_jax_loop(cfg, data, ml):
+    import jax
+    from jax.scipy.optimize import minimize
+
+    n = data.shape[0]
+
+    def solve(th0, d):
+        return minimize(
+            lambda t: ml.neg_loglik(t, d) / n,
+            th0,
+            method="BFGS",
+            options={"gtol": cfg.gtol, "maxiter": 1000},
+        )
+
+    solve_j = jax.jit(solve)
+    dev = jax.device_put(data)
+    th0 = jax.numpy.asarray(ml.estimate.THETA_START)
+    t0 = time.perf_counter()
+    jax.block_until_ready(solve_j(th0, dev))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(solve_j(th0, dev))
+    run_s = time.perf_counter() - t0
+    theta = np.asarray(res.x)
+    return {
+        "theta": theta,
+        "neg_loglik": ml.neg_loglik_numpy(theta, data),
+        "nit": int(res.nit),
+        "nfev": int(res.nfev),
+        "njev": int(res.njev),
+        "success": bool(res.success),
+        "message": f"jax.scipy status {int(res.status)}",
+        "compile_s": max(first - run_s, 0.0),
+        "run_s": run_s,
+    }
+
+
+FITTERS = {
+    "mlejax": _fit_mlejax,
+    "pandas": _fit_pandas,
+    "xlogit": _fit_xlogit,
+    "jax-loop": _fit_jax_loop,
+}
+
+
+def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
+    """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
+    _config.enable_x64()
+    from .. import mixed_logit as ml
+
+    data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
+    runs = []
+    for _ in range(repeats):
+        runs.append(FITTERS[cfg.kind](cfg, data, ml))
+        if runs[-1]["run_s"] > SLOW_S:
+            break
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    last = runs[-1]
+    theta = np.asarray(last["theta"], dtype=float)
+    err = np.abs(np.r_[theta[:5], abs(theta[5])] - data.theta_true)
+    common = ml.make_draws(cfg.n, common_draws, "halton", seed=4242)
+    chunk = max(1, int(2e7 // (cfg.n * cfg.j)))
+    times = np.array([r["run_s"] for r in runs])
+    out = {k: v for k, v in last.items() if k not in ("theta", "run_s")}
+    out.update(
+        theta=theta.tolist(),
+        compile_s=runs[0]["compile_s"],
+        fit_s_median=float(np.median(times)),
+        fit_s_min=float(times.min()),
+        fit_s_max=float(times.max()),
+        repeats_done=len(runs),
+        max_abs_error=float(err.max()),
+        neg_loglik_common=ml.neg_loglik_on_draws(theta, data, common, chunk=chunk),
+        common_draws=common_draws,
+        peak_rss_bytes=int(peak_rss),
+        bytes_njr=8 * cfg.n * cfg.j * cfg.r,
+        status="ok" if last["success"] else "did not converge",
+    )
+    return out
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    fields = {k: v for k, v in request["config"].items() if k in Config.__dataclass_fields__}
+    cfg = Config(**fields)
+    try:
+        result = measure(cfg, request.get("repeats", 3), request.get("common_draws", 200))
+    except MemoryError:
+        result = {"status": "out of memory", "message": "MemoryError in the child"}
+    print("RESULT " + json.dumps(result, default=float), flush=True)
+
+
+if __name__ == "__main__":
+    main()

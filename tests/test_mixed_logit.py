@@ -167,3 +167,32 @@ def test_xlogit_long_format_and_fit_from_our_start():
     assert res["convergence"], res["message"]
     ours = ml.fit(d)
     np.testing.assert_allclose(res["theta"][:5], ours.theta[:5], atol=0.15)
+
+
+def test_chunked_likelihood_and_gradients_match_the_whole(data, rng):
+    theta = random_thetas(rng, 1)[0]
+    whole = float(ml.neg_loglik(theta, data))
+    for chunk in (1, 7, 300, 1000):
+        assert float(ml.neg_loglik_chunked(theta, data, chunk)) == pytest.approx(whole, rel=1e-12)
+    v, g = ml.value_and_grad_analytic_chunked(theta, data, 64)
+    assert float(v) == pytest.approx(whole, rel=1e-12)
+    g_auto = jax.grad(ml.neg_loglik_chunked)(theta, data, 64)
+    np.testing.assert_allclose(g, ml.grad_analytic(theta, data), rtol=1e-10)
+    np.testing.assert_allclose(g_auto, ml.grad_analytic(theta, data), rtol=1e-10)
+    np.testing.assert_allclose(
+        ml.scores_analytic_chunked(theta, data, 64),
+        ml.scores_analytic(theta, data),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_fit_with_chunks_reaches_the_same_optimum():
+    d = ml.simulate(800, 6, 8, seed=21)
+    assert ml.default_chunk(d) is None  # small problems are not chunked
+    whole = ml.fit(d, gradient="analytic-fused", init="bhhh", chunk=None)
+    for gradient in ("autodiff", "analytic-fused", "finite-differences"):
+        chunked = ml.fit(d, gradient=gradient, chunk=100)
+        assert chunked.neg_loglik == pytest.approx(whole.neg_loglik, rel=1e-7), gradient
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        ml.fit(d, chunk=0)

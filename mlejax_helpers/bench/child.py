@@ -56,7 +56,7 @@ def _fit_pandas(cfg, data, ml):
     )
     return {
         "theta": res.x,
-        "neg_loglik": ml.neg_loglik_numpy(res.x, data),
+        "neg_loglik": None,
         "nit": res.nit,
         "nfev": res.nfev,
         "njev": res.njev,
@@ -75,7 +75,7 @@ def _fit_xlogit(cfg, data, ml):
     r = fit_xlogit(data, ml.estimate.THETA_START if ours else None, optim_method=method)
     return {
         "theta": r["theta"],
-        "neg_loglik": ml.neg_loglik_numpy(r["theta"], data),
+        "neg_loglik": None,
         "xlogit_neg_loglik": r["neg_loglik"],
         "nit": r["nit"],
         "nfev": r["nfev"],
@@ -114,7 +114,7 @@ def _fit_jax_loop(cfg, data, ml):
     theta = np.asarray(res.x)
     return {
         "theta": theta,
-        "neg_loglik": ml.neg_loglik_numpy(theta, data),
+        "neg_loglik": float(res.fun) * n,
         "nit": int(res.nit),
         "nfev": int(res.nfev),
         "njev": int(res.njev),
@@ -133,12 +133,44 @@ FITTERS = {
 }
 
 
+def measure_evaluations(data, ml, repeats: int = 30) -> dict:
+    """Median seconds of one jitted evaluation of the function and of each gradient."""
+    import jax
+
+    from ..timing import time_call
+
+    dev = jax.device_put(data)
+    theta = ml.THETA_TRUE
+    fns = {
+        "value": jax.jit(ml.neg_loglik),
+        "value_and_grad_autodiff": jax.jit(jax.value_and_grad(ml.neg_loglik)),
+        "value_and_grad_analytic": jax.jit(ml.value_and_grad_analytic),
+        "grad_analytic": jax.jit(ml.grad_analytic),
+    }
+    med = {k: time_call(f, theta, dev, repeats=repeats).median_s for k, f in fns.items()}
+    out = {f"eval_s_{k}": v for k, v in med.items()}
+    for k in fns:
+        if k != "value":
+            out[f"ratio_{k}_to_value"] = med[k] / med["value"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        **out,
+        "status": "ok",
+        "message": "evaluation timings",
+        "peak_rss_bytes": int(peak),
+        "fit_s_median": None,
+        "bytes_njr": 8 * data.shape[0] * data.shape[1] * data.shape[2],
+    }
+
+
 def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
     """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
     _config.enable_x64()
     from .. import mixed_logit as ml
 
     data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
+    if cfg.kind == "evaluation":
+        return measure_evaluations(data, ml)
     runs = []
     for _ in range(repeats):
         runs.append(FITTERS[cfg.kind](cfg, data, ml))
@@ -150,6 +182,8 @@ def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
     err = np.abs(np.r_[theta[:5], abs(theta[5])] - data.theta_true)
     common = ml.make_draws(cfg.n, common_draws, "halton", seed=4242)
     chunk = max(1, int(2e7 // (cfg.n * cfg.j)))
+    if last["neg_loglik"] is None:  # on our draws, after the peak memory was read
+        last["neg_loglik"] = ml.neg_loglik_on_draws(theta, data, data.draws, chunk=chunk)
     times = np.array([r["run_s"] for r in runs])
     out = {k: v for k, v in last.items() if k not in ("theta", "run_s")}
     out.update(

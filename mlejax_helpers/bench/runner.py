@@ -112,7 +112,7 @@ def run_one(
     result["wall_s"] = wall
     result["peak_rss_bytes_parent_view"] = peak
     if result.get("status") == "ok":
-        result["outcome"] = "converged"
+        result["outcome"] = "converged" if cfg.kind != "evaluation" else "measured"
     elif result.get("status") == "did not converge":
         result["outcome"] = f"did not converge: {result.get('message')}"
     else:

@@ -21,8 +21,10 @@ class Config:
     ``kind``: ``"mlejax"`` (``mixed_logit.fit``), ``"pandas"`` (finite differences
     on the pandas likelihood), ``"xlogit"`` (``variant`` "defaults" or "ours":
     our start with L-BFGS-B) or ``"jax-loop"`` (the whole BFGS loop jitted,
-    ``jax.scipy.optimize.minimize``). ``allocator`` is "default" or "jemalloc"
-    (``LD_PRELOAD`` in the child). ``device`` "gpu" rows are skipped without a GPU.
+    ``jax.scipy.optimize.minimize``) or ``"evaluation"`` (no fit: the median time
+    of one jitted evaluation of the value and of each gradient). ``allocator`` is
+    "default" or "jemalloc" (``LD_PRELOAD`` in the child). Rows with ``device="gpu"``
+    are skipped on a machine without a GPU.
     """
 
     suite: str
@@ -51,6 +53,8 @@ class Config:
             return "pandas, finite differences"
         if self.kind == "jax-loop":
             return "jax.scipy BFGS, whole loop jitted"
+        if self.kind == "evaluation":
+            return f"one evaluation each ({self.allocator} allocator)"
         jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
             (self.jit_loglik, self.jit_grad), "no jit"
         )
@@ -152,6 +156,7 @@ def beyond():
                 variant="ours-bfgs",
                 allocator=alloc,
             ),
+            Config("beyond", "evaluation", BASE["n"], BASE["j"], BASE["r"], allocator=alloc),
         ]
     rows += [
         _ml("beyond", gradient="autodiff-fused", solver="trust-krylov"),

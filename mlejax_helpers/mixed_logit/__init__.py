@@ -32,19 +32,26 @@ from .data import (
 )
 from .estimate import FitResult, fit, scores_autodiff, standard_errors
 from .likelihood import (
+    default_chunk,
     grad_analytic,
     grad_analytic_numpy,
     neg_loglik,
+    neg_loglik_chunked,
     neg_loglik_numpy,
     neg_loglik_on_draws,
     neg_loglik_pandas,
     scores_analytic,
+    scores_analytic_chunked,
     scores_analytic_numpy,
     to_long_dataframe,
     value_and_grad_analytic,
+    value_and_grad_analytic_chunked,
 )
 
 __all__ = [
+    "default_chunk",
+    "neg_loglik_chunked",
+    "value_and_grad_analytic_chunked",
     "PARAM_NAMES",
     "THETA_TRUE",
     "FitResult",
@@ -60,6 +67,7 @@ __all__ = [
     "neg_loglik_on_draws",
     "neg_loglik_pandas",
     "scores_analytic",
+    "scores_analytic_chunked",
     "scores_analytic_numpy",
     "scores_autodiff",
     "simulate",

@@ -17,12 +17,16 @@ from ..derivatives import hvp, per_observation_scores
 from .data import PARAM_NAMES, MixedLogitData, check_theta
 from .likelihood import (
     _log_p,
+    default_chunk,
     grad_analytic,
     grad_analytic_numpy,
     neg_loglik,
+    neg_loglik_chunked,
     neg_loglik_numpy,
     scores_analytic,
+    scores_analytic_chunked,
     value_and_grad_analytic,
+    value_and_grad_analytic_chunked,
 )
 
 GRADIENTS = (
@@ -44,7 +48,9 @@ class FitResult:
 
     ``compile_s`` is the wall time of the warm-up calls (tracing, compiling and
     one evaluation of each function handed to scipy); ``run_s`` the wall time of
-    ``scipy.optimize.minimize`` alone.
+    ``scipy.optimize.minimize`` alone. ``nfev`` counts every evaluation of the
+    objective during the run, those made for finite-difference gradients included;
+    ``njev`` is scipy's count of gradient calls.
     """
 
     theta: np.ndarray
@@ -100,6 +106,7 @@ def fit(
     gtol=1e-6,
     maxiter=1000,
     init="identity",
+    chunk="auto",
 ) -> FitResult:
     """Estimate ``theta`` by ``scipy.optimize.minimize`` on the *average* negative log-likelihood.
 
@@ -114,6 +121,11 @@ def fit(
     ``init="bhhh"`` (BFGS only) starts BFGS from the inverse of the BHHH matrix
     at ``theta0`` (outer product of the per-consumer scores, as xlogit does)
     instead of the identity; computing it is part of the timed run.
+
+    ``chunk`` (JAX paths only): consumers per chunk for large problems, so that
+    memory stays bounded by ``chunk * J * R`` elements (see
+    :func:`neg_loglik_chunked`); ``"auto"`` chunks only when ``N * J * R``
+    exceeds ``CHUNK_ELEMENTS``, ``None`` never chunks.
     Second-order methods (Newton-CG, trust-*) also get exact Hessian-vector
     products from :func:`mlejax_helpers.derivatives.hvp`.
 
@@ -135,8 +147,9 @@ def fit(
     def maybe_jit(fn, flag):
         return jax.jit(fn) if flag else fn
 
+    chunk = default_chunk(data) if chunk == "auto" else chunk
     if gradient == "analytic-numpy":
-        dev = data
+        dev, nll, chunk = data, neg_loglik, None
 
         def fun(th):
             return neg_loglik_numpy(th, dev) * scale
@@ -146,22 +159,36 @@ def fit(
 
     else:
         dev = jax.device_put(data)
-        f_j = maybe_jit(neg_loglik, jit_f)
+        if chunk is None:
+            nll, vg_analytic = neg_loglik, value_and_grad_analytic
+        else:
+            chunk = positive_int(chunk, "chunk")
+
+            def nll(th, d):
+                return neg_loglik_chunked(th, d, chunk)
+
+            def vg_analytic(th, d):
+                return value_and_grad_analytic_chunked(th, d, chunk)
+
+        f_j = maybe_jit(nll, jit_f)
 
         def fun(th):
             return float(f_j(th, dev)) * scale
 
         jac = None
         if gradient in ("analytic", "autodiff"):
-            raw = grad_analytic if gradient == "analytic" else jax.grad(neg_loglik)
+            if gradient == "analytic":
+                raw = grad_analytic if chunk is None else (lambda th, d: vg_analytic(th, d)[1])
+            else:
+                raw = jax.grad(nll)
             g_j = maybe_jit(raw, jit_g)
 
             def jac(th):
                 return np.asarray(g_j(th, dev)) * scale
 
         elif gradient in ("autodiff-fused", "analytic-fused"):
-            raw = value_and_grad_analytic if gradient == "analytic-fused" else None
-            vg_j = maybe_jit(raw or jax.value_and_grad(neg_loglik), jit_f or jit_g)
+            raw = vg_analytic if gradient == "analytic-fused" else jax.value_and_grad(nll)
+            vg_j = maybe_jit(raw, jit_f or jit_g)
 
             def fun(th):
                 v, g = vg_j(th, dev)
@@ -169,18 +196,38 @@ def fit(
 
             jac = True
 
+    if gradient == "finite-differences" and method in SECOND_ORDER:
+        from scipy.optimize import approx_fprime
+
+        def jac(th):  # Newton-type solvers insist on a callable gradient
+            return approx_fprime(th, fun)
+
+    calls = {"fun": 0}
+    inner_fun = fun
+
+    def fun(th):  # count every evaluation, finite-difference ones included
+        calls["fun"] += 1
+        return inner_fun(th)
+
     hessp = None
-    if method in SECOND_ORDER:
-        hvp_j = jax.jit(lambda th, p, d: hvp(lambda t: neg_loglik(t, d), th, p))
+    if method in SECOND_ORDER and gradient != "finite-differences":
+        hvp_j = jax.jit(lambda th, p, d: hvp(lambda t: nll(t, d), th, p))
 
         def hessp(th, p):
-            return np.asarray(hvp_j(th, p, jax.device_put(data))) * scale
+            return np.asarray(hvp_j(th, p, dev)) * scale
 
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if init == "bhhh" and method != "BFGS":
         raise ValueError(f"init='bhhh' needs method='BFGS', got {method!r}")
-    scores_j = jax.jit(scores_analytic) if init == "bhhh" else None
+    scores_j = None
+    if init == "bhhh":
+        scores_j = jax.jit(
+            scores_analytic
+            if chunk is None
+            else lambda th, d: scores_analytic_chunked(th, d, chunk)
+        )
+        dev = jax.device_put(data)
 
     t0 = time.perf_counter()  # warm-up: compile and run each function once
     fun(theta0)
@@ -189,19 +236,25 @@ def fit(
     if hessp is not None:
         hessp(theta0, np.ones(6))
     if scores_j is not None:
-        scores_j(theta0, jax.device_put(data))
+        scores_j(theta0, dev)
     compile_s = time.perf_counter() - t0
+    calls["fun"] = 0
     t0 = time.perf_counter()
     kwargs = {"hessp": hessp} if hessp is not None else {}
     if scores_j is not None:
-        options["hess_inv0"] = bhhh_inverse(np.asarray(scores_j(theta0, jax.device_put(data))))
+        options["hess_inv0"] = bhhh_inverse(np.asarray(scores_j(theta0, dev)))
     res = minimize(fun, theta0, jac=jac, method=method, options=options, **kwargs)
     run_s = time.perf_counter() - t0
+    theta_hat = np.asarray(res.x, dtype=float)
+    if gradient == "analytic-numpy":
+        total = neg_loglik_numpy(theta_hat, data)
+    else:  # the (possibly chunked) JAX objective: no full-size NumPy arrays at the end
+        total = float(f_j(theta_hat, dev))
     return FitResult(
-        theta=np.asarray(res.x, dtype=float),
-        neg_loglik=neg_loglik_numpy(res.x, data),
+        theta=theta_hat,
+        neg_loglik=total,
         nit=int(res.get("nit", -1)),
-        nfev=int(res.get("nfev", -1)),
+        nfev=calls["fun"],
         njev=int(res.get("njev", -1)),
         success=bool(res.success),
         message=str(res.message),

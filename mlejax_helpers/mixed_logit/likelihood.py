@@ -20,6 +20,7 @@ Analytic score of consumer ``i`` (Train 2009, ch. 10): with
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
@@ -119,6 +120,67 @@ def value_and_grad_analytic(theta, data: MixedLogitData):
     """``(neg_loglik, grad_analytic)`` in one ``jax.numpy`` pass: the fused analytic gradient."""
     log_p, scores = _value_and_scores(theta, data, *_BACKENDS["jax"])
     return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
+
+
+CHUNK_ELEMENTS = 2**22  # about 4 million (consumer, option, draw) elements per chunk
+
+
+def _rows(data):
+    return (data.log_sqft, data.bathrooms, data.family_size, data.outdoor, data.choice, data.draws)
+
+
+def _one_consumer(row):
+    """A :class:`MixedLogitData` holding the single consumer ``row`` (no leading axis)."""
+    log_sqft, bathrooms, family_size, outdoor, choice, draws = row
+    return MixedLogitData(
+        log_sqft[None],
+        bathrooms[None],
+        family_size[None],
+        outdoor[None],
+        choice[None],
+        draws[None],
+        jnp.zeros(6),
+    )
+
+
+def default_chunk(data) -> int | None:
+    """Consumers per chunk so that one chunk holds about ``CHUNK_ELEMENTS`` elements, or
+    ``None`` when the whole ``(N, J, R)`` array is no larger than that."""
+    n, j, r = data.shape
+    if n * j * r <= CHUNK_ELEMENTS:
+        return None
+    return max(1, CHUNK_ELEMENTS // (j * r))
+
+
+def neg_loglik_chunked(theta, data, chunk: int):
+    """:func:`neg_loglik` computed ``chunk`` consumers at a time (``jax.lax.map``).
+
+    Memory is bounded by ``chunk * J * R`` elements, for the value and, because the
+    per-consumer computation is wrapped in ``jax.checkpoint`` (recomputed in the
+    backward pass instead of stored), for its reverse-mode gradient too.
+    """
+    one = jax.checkpoint(lambda th, row: _log_p(th, _one_consumer(row), jnp, jsp.logsumexp)[0])
+    log_p = jax.lax.map(lambda row: one(theta, row), _rows(data), batch_size=chunk)
+    return -jnp.sum(log_p)
+
+
+def _value_and_scores_chunked(theta, data, chunk):
+    def one(row):
+        log_p, scores = _value_and_scores(theta, _one_consumer(row), jnp, jsp.logsumexp)
+        return log_p[0], scores[0]
+
+    return jax.lax.map(one, _rows(data), batch_size=chunk)
+
+
+def value_and_grad_analytic_chunked(theta, data, chunk: int):
+    """:func:`value_and_grad_analytic` computed ``chunk`` consumers at a time."""
+    log_p, scores = _value_and_scores_chunked(theta, data, chunk)
+    return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
+
+
+def scores_analytic_chunked(theta, data, chunk: int):
+    """:func:`scores_analytic` (shape ``(N, 6)``) computed ``chunk`` consumers at a time."""
+    return _value_and_scores_chunked(theta, data, chunk)[1]
 
 
 def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) -> float:

@@ -1,0 +1,170 @@
+"""The built site, tested in a real browser (headless Chromium) over localhost.
+
+Runs only when ``MLEJAX_SITE_HTML`` names a built ``html`` folder (``.ci/run``
+builds one with MathJax served locally and sets it); otherwise every test here
+is skipped. ``MLEJAX_STUDENT_HTML`` names the student edition's folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = os.environ.get("MLEJAX_SITE_HTML")
+STUDENT = os.environ.get("MLEJAX_STUDENT_HTML")
+SHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+needs_site = pytest.mark.skipif(not SITE, reason="set MLEJAX_SITE_HTML to a built site (.ci/run)")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.imgs, self.ids = [], [], set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.imgs.append(a["src"])
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=SITE)
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+def chromium(*args, timeout=120):
+    if not CHROMIUM:
+        pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def rendered_dom(url):
+    out = chromium("--virtual-time-budget=20000", "--dump-dom", url)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def page(name):
+    return "notebooks/" + name + ".html"
+
+
+@needs_site
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_math_renders_and_figures_load(server, chapter):
+    url = server + page(chapter)
+    dom = rendered_dom(url)
+    assert "mjx-container" in dom, f"{chapter}: MathJax typeset nothing"
+    assert "merror" not in dom and "mjx-merror" not in dom, f"{chapter}: a MathJax error"
+    raw = re.findall(r'class="math[^"]*"[^>]*>\s*(\\\[|\\\()', dom)
+    assert not raw, f"{chapter}: {len(raw)} equations left untypeset"
+    parser = Links()
+    parser.feed(dom)
+    assert parser.imgs, f"{chapter}: no figure on the page"
+    for src in parser.imgs:
+        target = urljoin(url, src)
+        if urlparse(target).hostname != "127.0.0.1":
+            continue
+        with urllib.request.urlopen(target) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("image/"), src
+            assert len(resp.read()) > 500, f"{chapter}: image {src} is empty"
+
+
+@needs_site
+def test_no_broken_internal_links():
+    site = Path(SITE)
+    broken = []
+    for html in site.rglob("*.html"):
+        if "_static" in html.parts or "_sources" in html.parts:
+            continue
+        parser = Links()
+        parser.feed(html.read_text(errors="replace"))
+        for href in parser.hrefs:
+            parts = urlparse(href)
+            if parts.scheme or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = (html.parent / parts.path).resolve() if parts.path else html
+            if parts.path.endswith("/"):
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{html.relative_to(site)} -> {href}")
+            elif parts.fragment and target.suffix == ".html":
+                ids = Links()
+                ids.feed(target.read_text(errors="replace"))
+                if parts.fragment not in ids.ids:
+                    broken.append(f"{html.relative_to(site)} -> {href} (no such anchor)")
+    assert not broken, "\n".join(broken[:30])
+
+
+@needs_site
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.startswith(("01", "07"))])
+def test_screenshots_of_chapters(server, chapter):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / f"{chapter}.png"
+    out = chromium(
+        "--virtual-time-budget=20000",
+        "--window-size=1280,2600",
+        f"--screenshot={shot}",
+        server + page(chapter),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000
+
+
+@needs_site
+def test_every_chapter_has_download_and_launch_links():
+    for chapter in CHAPTERS:
+        html = (Path(SITE) / page(chapter)).read_text()
+        assert f"{chapter}.ipynb" in html, f"{chapter}: no download link for the notebook"
+        assert "colab.research.google.com" in html, f"{chapter}: no Colab launch link"
+        assert "mybinder.org" in html, f"{chapter}: no Binder launch link"
+
+
+@pytest.mark.skipif(not STUDENT, reason="set MLEJAX_STUDENT_HTML to the student edition")
+def test_student_edition_has_no_solutions():
+    student = Path(STUDENT)
+    pages = [student / page(c) for c in CHAPTERS]
+    for p in pages:
+        html = p.read_text()
+        assert re.search(r'class="[^"]*\bexercise\b', html), f"{p.name}: exercises missing"
+        assert not re.search(r'class="[^"]*\bsolution\b', html), f"{p.name}: a solution is shown"
+        assert "Solution to" not in html, f"{p.name}: solution text present"

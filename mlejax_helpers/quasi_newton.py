@@ -127,6 +127,23 @@ def _prepare(f, grad, x0):
     return _Counted(f, grad), as_vector(x0, "x0")
 
 
+def _iterate(c, x, maxiter, gtol, step_fn):
+    """Shared loop: stop at ``max|g| <= gtol``, after ``maxiter`` steps or on blow-up."""
+    path = [x.copy()]
+    message, success = f"maximum number of iterations ({maxiter}) reached", False
+    for _ in range(maxiter):
+        g = c.gradient(x)
+        if np.max(np.abs(g)) <= gtol:
+            message, success = "gradient below gtol", True
+            break
+        x = step_fn(x, g)
+        path.append(x.copy())
+        if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > 1e12:
+            message = "diverged: iterates blew up"
+            break
+    return x, path, success, message
+
+
 def gradient_descent(grad, x0, step: float, maxiter: int = 1000, gtol: float = 1e-8, f=None):
     """Fixed-step gradient descent ``x <- x - step * grad(x)``.
 
@@ -137,18 +154,7 @@ def gradient_descent(grad, x0, step: float, maxiter: int = 1000, gtol: float = 1
     c, x = _prepare(f, grad, x0)
     step = positive_number(step, "step")
     maxiter = positive_int(maxiter, "maxiter")
-    path = [x.copy()]
-    message, success = f"maximum number of iterations ({maxiter}) reached", False
-    for _ in range(maxiter):
-        g = c.gradient(x)
-        if np.max(np.abs(g)) <= gtol:
-            message, success = "gradient below gtol", True
-            break
-        x = x - step * g
-        path.append(x.copy())
-        if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > 1e12:
-            message = "diverged: iterates blew up"
-            break
+    x, path, success, message = _iterate(c, x, maxiter, gtol, lambda x, g: x - step * g)
     return _result(c, f, x, path, success, message)
 
 
@@ -163,21 +169,16 @@ def newton(grad, hess, x0, maxiter: int = 100, gtol: float = 1e-10, f=None):
     c, x = _prepare(f, grad, x0)
     check_callable(hess, "hess")
     maxiter = positive_int(maxiter, "maxiter")
-    path, indefinite = [x.copy()], 0
-    message, success = f"maximum number of iterations ({maxiter}) reached", False
-    for _ in range(maxiter):
-        g = c.gradient(x)
-        if np.max(np.abs(g)) <= gtol:
-            message, success = "gradient below gtol", True
-            break
+    indefinite = 0
+
+    def newton_step(x, g):
+        nonlocal indefinite
         h = np.asarray(hess(x), dtype=np.float64)
         if np.linalg.eigvalsh(0.5 * (h + h.T))[0] <= 0:
             indefinite += 1
-        x = x + np.linalg.solve(h, -g)
-        path.append(x.copy())
-        if not np.all(np.isfinite(x)):
-            message = "diverged"
-            break
+        return x + np.linalg.solve(h, -g)
+
+    x, path, success, message = _iterate(c, x, maxiter, gtol, newton_step)
     if indefinite:
         message += f"; {indefinite} step(s) taken with a Hessian that was not positive definite"
     return _result(c, f, x, path, success, message)

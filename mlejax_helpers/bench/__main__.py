@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     for r in records:
         print(
             f"{r['suite']:7s} {r['label']:45s} N={r['n']:>7} J={r['j']:>3} R={r['r']:>3} "
-            f"{r.get('fit_s_median', float('nan')):8.3f} s  {r['outcome']}"
+            f"{r.get('fit_s_median') or float('nan'):8.3f} s  {r['outcome']}"
         )
     print(f"{len(records)} new records in {args.out}")
     return 0

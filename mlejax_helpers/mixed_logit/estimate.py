@@ -17,6 +17,7 @@ from ..derivatives import hvp, per_observation_scores
 from .data import PARAM_NAMES, MixedLogitData, check_theta
 from .likelihood import (
     _log_p,
+    _one_consumer,
     default_chunk,
     grad_analytic,
     grad_analytic_numpy,
@@ -279,18 +280,9 @@ def bhhh_inverse(scores) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
-def _log_p_one(theta, log_sqft, bathrooms, family_size, outdoor, choice, draws):
-    """``log P_i`` of a single consumer (rows of each array), for ``vmap``."""
-    one = MixedLogitData(
-        log_sqft[None],
-        bathrooms[None],
-        family_size[None],
-        outdoor[None],
-        choice[None],
-        draws[None],
-        jnp.zeros(6),
-    )
-    return _log_p(theta, one, jnp, jsp.logsumexp)[0]
+def _log_p_one(theta, *row):
+    """``log P_i`` of a single consumer (one row of each array), for ``vmap``."""
+    return _log_p(theta, _one_consumer(row), jnp, jsp.logsumexp)[0]
 
 
 def scores_autodiff(theta, data: MixedLogitData):

@@ -12,6 +12,7 @@ single environment variable decides how much work a run does:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 SIZE_ENV = "MLEJAX_SIZE"
 SIZES = ("small", "full")
@@ -42,3 +43,35 @@ def enable_x64() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+
+
+ROOT_ENV = "MLEJAX_ROOT"
+
+
+def book_root(start=None) -> Path:
+    """The book's root folder (the one holding ``_toc.yml``).
+
+    ``$MLEJAX_ROOT`` if set, else the first folder holding ``_toc.yml`` from
+    ``start`` (default: the working directory) upwards. It is found from where
+    you run, never from where the package is installed, so a normal
+    (non-editable) install works from a clone. Raises ``FileNotFoundError``
+    saying how to point at it.
+    """
+    if os.environ.get(ROOT_ENV):
+        root = Path(os.environ[ROOT_ENV]).expanduser().resolve()
+        if not (root / "_toc.yml").is_file():
+            raise FileNotFoundError(f"${ROOT_ENV}={root} holds no _toc.yml: not the book's root")
+        return root
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here.resolve(), *here.resolve().parents):
+        if (folder / "_toc.yml").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no _toc.yml in {here} or above: run from inside a clone of the book, "
+        f"or set ${ROOT_ENV} to the clone's folder"
+    )
+
+
+def results_dir(start=None) -> Path:
+    """The book's stored benchmark records: ``book_root(start) / "results"``."""
+    return book_root(start) / "results"

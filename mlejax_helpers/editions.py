@@ -23,15 +23,15 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "_build" / ".jupyter_cache"
+from .config import book_root
 
 
 def variant_config(variant: str, mathjax_dir: Path | None = None) -> dict:
     """The root ``_config.yml`` with the overrides of ``variant``."""
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    cfg.setdefault("execute", {})["cache"] = str(CACHE)
-    cfg["bibtex_bibfiles"] = [str(ROOT / p) for p in cfg.get("bibtex_bibfiles", [])]
+    root = book_root()
+    cfg = yaml.safe_load((root / "_config.yml").read_text())
+    cfg.setdefault("execute", {})["cache"] = str(root / "_build" / ".jupyter_cache")
+    cfg["bibtex_bibfiles"] = [str(root / p) for p in cfg.get("bibtex_bibfiles", [])]
     sphinx = cfg.setdefault("sphinx", {}).setdefault("config", {})
     if variant == "student":
         cfg["title"] = cfg["title"] + " (student edition)"
@@ -52,14 +52,15 @@ def variant_config(variant: str, mathjax_dir: Path | None = None) -> dict:
 def build(variant: str, mathjax_dir=None, strict: bool = True) -> Path:
     """Build ``variant`` into ``_build/<name>/html`` and return that folder."""
     name = {"student": "student", "offline-math": "offline"}.get(variant, variant)
-    out = ROOT / "_build" / name
+    root = book_root()
+    out = root / "_build" / name
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "_config.yml"
     config_path.write_text(yaml.safe_dump(variant_config(variant, mathjax_dir), sort_keys=False))
     cmd = [
         "jupyter-book",
         "build",
-        str(ROOT),
+        str(root),
         "--config",
         str(config_path),
         "--path-output",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .runner import GiB, run
@@ -18,6 +19,20 @@ def _suite_help() -> str:
     return "\n".join(lines)
 
 
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlejax_helpers.bench",
@@ -30,35 +45,42 @@ def main(argv=None) -> int:
     parser.add_argument("suites", nargs="+", help="one or more of the suites listed below")
     parser.add_argument(
         "--out",
-        default="results/bench-cpu.jsonl",
-        help="JSON Lines file to append to (default: %(default)s)",
+        help="JSON Lines file of your own to append to (required unless --list); the book's "
+        "stored run, results/bench-cpu.jsonl, is written only when named here",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the configurations recorded as errors, time-outs, out of memory or "
+        "interrupted",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_positive(float),
         default=600,
         help="seconds one configuration may take (default: %(default)s)",
     )
     parser.add_argument(
         "--memory-limit-gb",
-        type=float,
+        type=_positive(float),
         default=None,
         help="kill a configuration above this resident memory (default: none)",
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=_positive(int),
         default=3,
         help="fits per configuration, median reported (default: %(default)s)",
     )
     parser.add_argument(
         "--common-draws",
-        type=int,
+        type=_positive(int),
         default=200,
         help="Halton draws of the common set every estimate is scored on",
     )
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
         configs = configs_for(args.suites)
@@ -71,6 +93,8 @@ def main(argv=None) -> int:
                 f"alloc={c.allocator} device={c.device}"
             )
         return 0
+    if args.out is None:
+        parser.error("--out is required: name a JSON Lines file of your own")
     limit = args.memory_limit_gb * GiB if args.memory_limit_gb else None
     records = run(
         configs,
@@ -80,6 +104,8 @@ def main(argv=None) -> int:
         repeats=args.repeats,
         common_draws=args.common_draws,
         progress=not args.no_progress,
+        retry_failed=args.retry_failed,
+        command=shlex.join(["python", "-m", "mlejax_helpers.bench", *argv]),
     )
     for r in records:
         print(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +20,7 @@ SLOW_S = 30.0  # a fit slower than this is not repeated
 
 
 def _fit_mlejax(cfg, data, ml):
-    r = ml.fit(
+    return ml.fit(
         data,
         gradient=cfg.gradient,
         jit=(cfg.jit_loglik, cfg.jit_grad),
@@ -29,42 +28,14 @@ def _fit_mlejax(cfg, data, ml):
         gtol=cfg.gtol,
         init=cfg.init,
     )
-    return {
-        "theta": r.theta,
-        "neg_loglik": r.neg_loglik,
-        "nit": r.nit,
-        "nfev": r.nfev,
-        "njev": r.njev,
-        "success": r.success,
-        "message": r.message,
-        "compile_s": r.compile_s,
-        "run_s": r.run_s,
-    }
 
 
 def _fit_pandas(cfg, data, ml):
-    from scipy.optimize import minimize
+    return ml.fit_pandas(data, gtol=cfg.gtol)
 
-    df = ml.to_long_dataframe(data)
-    n = data.shape[0]
-    t0 = time.perf_counter()
-    res = minimize(
-        lambda th: ml.neg_loglik_pandas(th, df, data.draws) / n,
-        ml.estimate.THETA_START,
-        method="BFGS",
-        options={"gtol": cfg.gtol},
-    )
-    return {
-        "theta": res.x,
-        "neg_loglik": None,
-        "nit": res.nit,
-        "nfev": res.nfev,
-        "njev": res.njev,
-        "success": bool(res.success),
-        "message": str(res.message),
-        "compile_s": 0.0,
-        "run_s": time.perf_counter() - t0,
-    }
+
+def _fit_jax_loop(cfg, data, ml):
+    return ml.fit_jax_loop(data, gtol=cfg.gtol)
 
 
 def _fit_xlogit(cfg, data, ml):
@@ -72,7 +43,7 @@ def _fit_xlogit(cfg, data, ml):
 
     ours = cfg.variant.startswith("ours")
     method = "BFGS" if cfg.variant in ("defaults", "ours-bfgs") else "L-BFGS-B"
-    r = fit_xlogit(data, ml.estimate.THETA_START if ours else None, optim_method=method)
+    r = fit_xlogit(data, ml.THETA_START if ours else None, optim_method=method)
     return {
         "theta": r["theta"],
         "neg_loglik": None,
@@ -88,41 +59,12 @@ def _fit_xlogit(cfg, data, ml):
     }
 
 
-def _fit_jax_loop(cfg, data, ml):
-    import jax
-    from jax.scipy.optimize import minimize
-
-    n = data.shape[0]
-
-    def solve(th0, d):
-        return minimize(
-            lambda t: ml.neg_loglik(t, d) / n,
-            th0,
-            method="BFGS",
-            options={"gtol": cfg.gtol, "maxiter": 1000},
-        )
-
-    solve_j = jax.jit(solve)
-    dev = jax.device_put(data)
-    th0 = jax.numpy.asarray(ml.estimate.THETA_START)
-    t0 = time.perf_counter()
-    jax.block_until_ready(solve_j(th0, dev))
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(solve_j(th0, dev))
-    run_s = time.perf_counter() - t0
-    theta = np.asarray(res.x)
-    return {
-        "theta": theta,
-        "neg_loglik": float(res.fun) * n,
-        "nit": int(res.nit),
-        "nfev": int(res.nfev),
-        "njev": int(res.njev),
-        "success": bool(res.success),
-        "message": f"jax.scipy status {int(res.status)}",
-        "compile_s": max(first - run_s, 0.0),
-        "run_s": run_s,
-    }
+def _as_fields(result) -> dict:
+    """The fields a record keeps of a :class:`FitResult` (or of a peer's dict)."""
+    if isinstance(result, dict):
+        return result
+    keep = ("theta", "neg_loglik", "nit", "nfev", "njev", "success", "message", "compile_s")
+    return {**{k: getattr(result, k) for k in keep}, "run_s": result.run_s}
 
 
 FITTERS = {
@@ -173,7 +115,7 @@ def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
         return measure_evaluations(data, ml)
     runs = []
     for _ in range(repeats):
-        runs.append(FITTERS[cfg.kind](cfg, data, ml))
+        runs.append(_as_fields(FITTERS[cfg.kind](cfg, data, ml)))
         if runs[-1]["run_s"] > SLOW_S:
             break
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -35,26 +37,48 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def git_commit() -> str:
-    root = Path(__file__).resolve().parents[2]
+def git_commit(cwd=None) -> str:
+    """The commit of the checkout the benchmark runs in (the working directory), with
+    ``-dirty`` when tracked files outside ``results/`` have changed; ``"unknown"`` outside git."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha or "unknown") + ("-dirty" if dirty else "")
 
 
+PROBE = (
+    "import json, jax; print(json.dumps("
+    '[f\'{d.platform}:{getattr(d, "device_kind", "?")}\' for d in jax.devices()]))'
+)
+
+
+def probe_devices(timeout: float = 120) -> list[str]:
+    """JAX's devices, asked in a subprocess so the parent never holds a GPU client (which,
+    preallocating most of the GPU's memory, would starve the children it starts)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=timeout
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return [f"unavailable: {type(exc).__name__}"]
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def provenance(command=None) -> dict:
-    """Where and how a record was measured: machine, devices, versions, commit, date, command."""
+    """Where and how a run was measured: machine, devices, versions, commit, date, command."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -62,12 +86,7 @@ def provenance(command=None) -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     versions["python"] = platform.python_version()
-    try:
-        import jax
-
-        devices = [f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in jax.devices()]
-    except Exception as exc:  # pragma: no cover - a broken JAX install
-        devices = [f"unavailable: {exc}"]
+    devices = probe_devices()
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -77,37 +96,70 @@ def provenance(command=None) -> dict:
         "gpu": next((d for d in devices if d.startswith(("gpu", "cuda", "rocm"))), None),
         "versions": versions,
         "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
         "command": command or " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "jemalloc_available": jemalloc_path() is not None,
     }
 
 
+def fingerprint(prov: dict, **settings) -> str:
+    """What makes two records comparable: machine, devices, package versions and ``settings``
+    (repeats, common draws). A rerun skips a configuration only when this matches."""
+    keep = {k: prov.get(k) for k in ("cpu", "cores", "gpu", "versions")}
+    blob = json.dumps({**keep, **settings}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
 def append(path, record: dict) -> None:
-    """Append one record as a line of JSON and flush it to disk at once."""
+    """Append one record as a line of JSON and flush it to disk at once.
+
+    If the file ends in a torn line (a run killed mid-write), a newline is
+    written first, so the new record stands on its own line.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with path.open("a") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.write(("\n" if torn else "") + json.dumps(record, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 
 
 def read(path) -> list[dict]:
-    """All records of a JSON Lines file (an empty list if there is none); bad lines raise."""
+    """All records of a JSON Lines file (an empty list if there is none).
+
+    A line that is not valid JSON (a record torn by a killed run) is skipped with
+    a ``UserWarning`` naming the file and line, never an exception: the book
+    still builds from the records that are whole.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    out = []
+    out, bad = [], []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
                 out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{i} is not valid JSON: {exc}") from exc
+            except json.JSONDecodeError:
+                bad.append(i)
+    if bad:
+        warnings.warn(
+            f"{path}: skipped line(s) {bad}, which are not valid JSON (torn records)",
+            stacklevel=2,
+        )
     return out
 
 
-def done_keys(path) -> set[str]:
-    """Keys of configurations already recorded in ``path``."""
-    return {r["key"] for r in read(path) if "key" in r}
+FAILED = ("error", "timed out", "out of memory", "interrupted")
+
+
+def done_keys(path, fp: str | None = None, retry_failed: bool = False) -> set[str]:
+    """Configuration keys already recorded in ``path`` with fingerprint ``fp`` (any, if
+    ``None``); with ``retry_failed`` the records that failed do not count as done."""
+    return {
+        r["key"]
+        for r in read(path)
+        if "key" in r
+        and (fp is None or r.get("fingerprint") == fp)
+        and not (retry_failed and r.get("status") in FAILED)
+    }

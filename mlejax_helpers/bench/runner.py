@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from .records import append, done_keys, jemalloc_path, provenance
+from .records import append, done_keys, fingerprint, jemalloc_path, now, provenance
 from .suites import Config
 
 GiB = 1024**3
@@ -41,6 +41,46 @@ def _skip(cfg: Config, has_gpu: bool) -> str | None:
     return None
 
 
+CHILD = (sys.executable, "-m", "mlejax_helpers.bench.child")
+
+
+def _watch(proc, timeout, memory_limit) -> tuple[dict | None, int]:
+    """Poll ``proc`` until it ends or breaks a limit; return ``(verdict or None, peak RSS)``."""
+    start, peak = time.monotonic(), 0
+    while proc.poll() is None:
+        peak = max(peak, _rss(proc.pid))
+        if time.monotonic() - start > timeout:
+            return {"status": "timed out", "outcome": f"timed out after {timeout:g} s"}, peak
+        if memory_limit and peak > memory_limit:
+            limit = f"{memory_limit / GiB:.3g} GiB"
+            return {
+                "status": "out of memory",
+                "outcome": f"out of memory: above the {limit} limit",
+            }, peak
+        time.sleep(0.05)
+    return None, peak
+
+
+def _verdict(cfg, returncode, stdout, stderr) -> dict:
+    """The record fields of a child that ended by itself."""
+    result = next(
+        (json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("RESULT ")), None
+    )
+    if result is None:
+        if returncode in (-9, 137) or "RESOURCE_EXHAUSTED" in stderr:
+            how = "killed by signal 9" if returncode in (-9, 137) else "XLA RESOURCE_EXHAUSTED"
+            return {"status": "out of memory", "outcome": f"out of memory: {how}"}
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": "error", "outcome": f"error (exit {returncode}): {tail}"}
+    if result.get("status") == "ok":
+        result["outcome"] = "converged" if cfg.kind != "evaluation" else "measured"
+    elif result.get("status") == "did not converge":
+        result["outcome"] = f"did not converge: {result.get('message')}"
+    else:
+        result.setdefault("outcome", result.get("status", "error"))
+    return result
+
+
 def run_one(
     cfg: Config,
     *,
@@ -49,8 +89,12 @@ def run_one(
     repeats: int = 3,
     common_draws: int = 200,
     has_gpu: bool = False,
+    child=CHILD,
 ) -> dict:
-    """Measure one configuration in a child process and return its result fields."""
+    """Measure one configuration in a child process (command ``child``) and return its fields.
+
+    The child is killed whatever happens in the parent, an interrupt included.
+    """
     reason = _skip(cfg, has_gpu)
     if reason:
         return {"status": "skipped", "outcome": reason}
@@ -61,62 +105,30 @@ def run_one(
     request = json.dumps(
         {"config": cfg.to_dict(), "repeats": repeats, "common_draws": common_draws}
     )
+    start = time.monotonic()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlejax_helpers.bench.child"],
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=err,
-            env=env,
-            text=True,
+            list(child), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, text=True
         )
-        proc.stdin.write(request)
-        proc.stdin.close()
-        start, peak, killed = time.monotonic(), 0, None
-        while proc.poll() is None:
-            peak = max(peak, _rss(proc.pid))
-            if time.monotonic() - start > timeout:
-                killed = {"status": "timed out", "outcome": f"timed out after {timeout:g} s"}
-            elif memory_limit and peak > memory_limit:
-                killed = {
-                    "status": "out of memory",
-                    "outcome": f"out of memory: above the {memory_limit / GiB:.3g} GiB limit",
-                }
-            if killed:
+        try:
+            try:
+                proc.stdin.write(json.dumps(request))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the child ended before reading its request; its output says why
+            killed, peak = _watch(proc, timeout, memory_limit)
+        finally:
+            if proc.poll() is None:
                 proc.kill()
-                proc.wait()
-                break
-            time.sleep(0.05)
+            proc.wait()
         wall = time.monotonic() - start
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if killed:
         return {**killed, "peak_rss_bytes": peak, "wall_s": wall}
-    result = next(
-        (json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("RESULT ")), None
-    )
-    if result is None:
-        if proc.returncode in (-9, 137):
-            return {
-                "status": "out of memory",
-                "outcome": "out of memory: killed by signal 9",
-                "wall_s": wall,
-            }
-        tail = (stderr.strip().splitlines() or ["no output"])[-1]
-        return {
-            "status": "error",
-            "outcome": f"error (exit {proc.returncode}): {tail}",
-            "wall_s": wall,
-        }
-    result["wall_s"] = wall
-    result["peak_rss_bytes_parent_view"] = peak
-    if result.get("status") == "ok":
-        result["outcome"] = "converged" if cfg.kind != "evaluation" else "measured"
-    elif result.get("status") == "did not converge":
-        result["outcome"] = f"did not converge: {result.get('message')}"
-    else:
-        result.setdefault("outcome", result.get("status", "error"))
+    result = _verdict(cfg, proc.returncode, stdout, stderr)
+    result.update(wall_s=wall, peak_rss_bytes_parent_view=peak)
     return result
 
 
@@ -130,11 +142,16 @@ def run(
     common_draws=200,
     progress=True,
     command=None,
+    retry_failed=False,
+    child=CHILD,
 ) -> list[dict]:
-    """Run every configuration not yet in ``out``; append each record at once; return them."""
-    done = done_keys(out)
-    todo = [c for c in configs if c.key not in done]
+    """Run every configuration not yet in ``out`` for this machine and these settings; append
+    each record at once; return them. An interrupt records the configuration it stopped as
+    ``"interrupted"`` before it propagates."""
     prov = provenance(command)
+    fp = fingerprint(prov, repeats=repeats, common_draws=common_draws)
+    done = done_keys(out, fp, retry_failed=retry_failed)
+    todo = [c for c in configs if c.key not in done]
     has_gpu = prov["gpu"] is not None
     records = []
     bar = None
@@ -145,19 +162,29 @@ def run(
     for cfg in todo:
         if bar is not None:
             bar.set_postfix_str(f"{cfg.suite}: {cfg.label} N={cfg.n} J={cfg.j} R={cfg.r}")
-        result = run_one(
-            cfg,
-            timeout=timeout,
-            memory_limit=memory_limit,
-            repeats=repeats,
-            common_draws=common_draws,
-            has_gpu=has_gpu,
-        )
+        settings = {"repeats": repeats, "common_draws": common_draws, "timeout_s": timeout}
+        base = {"key": cfg.key, "label": cfg.label, **cfg.to_dict(), **settings}
+        try:
+            result = run_one(
+                cfg,
+                timeout=timeout,
+                memory_limit=memory_limit,
+                repeats=repeats,
+                common_draws=common_draws,
+                has_gpu=has_gpu,
+                child=child,
+            )
+        except KeyboardInterrupt:
+            stop = {"status": "interrupted", "outcome": "interrupted: the run was stopped"}
+            append(
+                out, {**base, **stop, "measured_at": now(), "fingerprint": fp, "provenance": prov}
+            )
+            raise
         record = {
-            "key": cfg.key,
-            "label": cfg.label,
-            **cfg.to_dict(),
+            **base,
             **result,
+            "measured_at": now(),
+            "fingerprint": fp,
             "allocator_preload": jemalloc_path() if cfg.allocator == "jemalloc" else None,
             "provenance": prov,
         }

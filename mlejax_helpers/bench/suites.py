@@ -127,11 +127,16 @@ def table2():
 
 
 def table4():
-    """Seed Table 4: six scipy solvers x three gradient methods."""
+    """Seed Table 4: six scipy solvers x three gradient methods.
+
+    Newton-CG with finite differences is left out: ``fit`` rejects it, since its
+    Hessian-vector products would be differences of a differenced gradient.
+    """
     return [
         _ml("table4", gradient=g, solver=s)
         for s in ("BFGS", "CG", "Newton-CG", "L-BFGS-B", "TNC", "SLSQP")
         for g in ("finite-differences", "analytic", "autodiff")
+        if not (s == "Newton-CG" and g == "finite-differences")
     ]
 
 

@@ -18,8 +18,15 @@ objective is :math:`-\sum_i \log \check P_i`. Parameters
 Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
 (JAX, NumPy and pandas likelihoods, analytic scores), :mod:`.estimate`
 (``fit`` and standard errors), :mod:`.xlogit_bridge` (the same model in xlogit).
+
+**float64.** Importing this package switches JAX to float64
+(``jax_enable_x64``) for the whole process, because maximum likelihood in
+float32 stops short of the optimum (chapter 3 shows it). Every estimation
+function also checks that float64 is still on when it runs, and raises a
+``RuntimeError`` that says how to switch it back on if it is not.
 """
 
+from ..config import enable_x64
 from .data import (
     PARAM_NAMES,
     THETA_TRUE,
@@ -30,7 +37,16 @@ from .data import (
     simulate,
     with_draws,
 )
-from .estimate import FitResult, fit, scores_autodiff, standard_errors
+from .estimate import (
+    GRADIENTS,
+    METHODS,
+    THETA_START,
+    FitResult,
+    fit,
+    fit_jax_loop,
+    fit_pandas,
+    standard_errors,
+)
 from .likelihood import (
     default_chunk,
     grad_analytic,
@@ -43,12 +59,20 @@ from .likelihood import (
     scores_analytic,
     scores_analytic_chunked,
     scores_analytic_numpy,
+    scores_autodiff,
     to_long_dataframe,
     value_and_grad_analytic,
     value_and_grad_analytic_chunked,
 )
 
+enable_x64()  # see "float64" above: every estimation path computes in float64
+
 __all__ = [
+    "GRADIENTS",
+    "METHODS",
+    "THETA_START",
+    "fit_jax_loop",
+    "fit_pandas",
     "default_chunk",
     "neg_loglik_chunked",
     "value_and_grad_analytic_chunked",

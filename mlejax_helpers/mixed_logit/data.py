@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.stats import norm, qmc
 
@@ -81,9 +83,49 @@ def make_data(log_sqft, bathrooms, family_size, outdoor, choice, draws, theta_tr
     return MixedLogitData(log_sqft, bathrooms, family_size, outdoor, choice, draws, theta_true)
 
 
+THETA_ARG = "theta (b0, b1, b2, b3, mu, sigma)"
+
+
 def check_theta(theta) -> np.ndarray:
     """Return ``theta`` as a finite float64 vector of length 6, or raise naming the problem."""
-    return as_vector(theta, "theta (b0, b1, b2, b3, mu, sigma)", 6)
+    return as_vector(theta, THETA_ARG, 6)
+
+
+def require_x64() -> None:
+    """Raise unless JAX computes in float64 (``jax_enable_x64``).
+
+    Importing :mod:`mlejax_helpers.mixed_logit` switches float64 on; this
+    catches a caller who switched it off again afterwards.
+    """
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "the mixed logit estimators compute in float64, but jax_enable_x64 is off: "
+            "call mlejax_helpers.config.enable_x64() (or "
+            "jax.config.update('jax_enable_x64', True)) before estimating"
+        )
+
+
+def theta_arg(theta):
+    """``theta`` for a JAX likelihood: checked in full when concrete, by shape and dtype when
+    traced (inside ``jit`` or ``grad`` the values are not known yet)."""
+    require_x64()
+    if not isinstance(theta, jax.core.Tracer):
+        return jnp.asarray(check_theta(theta))
+    if theta.shape != (6,):
+        raise ValueError(f"{THETA_ARG} must have shape (6,), got a traced array of {theta.shape}")
+    if theta.dtype != jnp.float64:
+        raise TypeError(f"{THETA_ARG} must be float64, got a traced array of dtype {theta.dtype}")
+    return theta
+
+
+def check_data(data) -> MixedLogitData:
+    """Return ``data`` if it is a :class:`MixedLogitData`, else raise a ``TypeError``."""
+    if not isinstance(data, MixedLogitData):
+        raise TypeError(
+            "data must be a MixedLogitData (build it with make_data or simulate), "
+            f"got {type(data).__name__}"
+        )
+    return data
 
 
 def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int = 0):

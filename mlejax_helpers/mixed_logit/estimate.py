@@ -1,31 +1,43 @@
-"""Estimation of the mixed logit: one ``fit`` entry point and three kinds of standard errors."""
+"""Estimation of the mixed logit: ``fit`` and its peers, and three kinds of standard errors.
+
+:func:`fit` reads in four steps: check every option before any work
+(:func:`check_fit_options`), build the objective scipy will see, one small
+builder per kind of gradient (:func:`objective`), warm it up (compilation),
+then run ``scipy.optimize.minimize`` and report (:class:`FitResult`).
+:func:`fit_pandas` and :func:`fit_jax_loop` are the two estimators the
+benchmark times beside it: the pandas first attempt and the whole BFGS loop
+compiled by JAX.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
+import jax.scipy.optimize
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
 from .._validate import positive_int, positive_number
-from ..derivatives import hvp, per_observation_scores
-from .data import PARAM_NAMES, MixedLogitData, check_theta
+from ..derivatives import hvp
+from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta, require_x64
 from .likelihood import (
-    _log_p,
-    _one_consumer,
     default_chunk,
     grad_analytic,
     grad_analytic_numpy,
     neg_loglik,
     neg_loglik_chunked,
     neg_loglik_numpy,
+    neg_loglik_pandas,
     scores_analytic,
     scores_analytic_chunked,
+    scores_analytic_numpy,
+    to_long_dataframe,
     value_and_grad_analytic,
     value_and_grad_analytic_chunked,
 )
@@ -38,8 +50,19 @@ GRADIENTS = (
     "autodiff",
     "autodiff-fused",
 )
-INITS = ("identity", "bhhh")
+METHODS = (
+    "BFGS",
+    "CG",
+    "L-BFGS-B",
+    "TNC",
+    "SLSQP",
+    "Newton-CG",
+    "trust-krylov",
+    "trust-ncg",
+    "trust-exact",
+)
 SECOND_ORDER = ("Newton-CG", "trust-krylov", "trust-ncg", "trust-exact")
+INITS = ("identity", "bhhh")
 THETA_START = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
 
@@ -49,9 +72,10 @@ class FitResult:
 
     ``compile_s`` is the wall time of the warm-up calls (tracing, compiling and
     one evaluation of each function handed to scipy); ``run_s`` the wall time of
-    ``scipy.optimize.minimize`` alone. ``nfev`` counts every evaluation of the
-    objective during the run, those made for finite-difference gradients included;
-    ``njev`` is scipy's count of gradient calls.
+    the optimisation alone. ``nfev`` counts every evaluation of the objective
+    during the run, those made for finite-difference gradients included;
+    ``njev`` is scipy's count of gradient calls. ``success`` is never true for a
+    non-finite optimum.
     """
 
     theta: np.ndarray
@@ -74,27 +98,197 @@ class FitResult:
         return out
 
 
-def _check_data(data):
-    if not isinstance(data, MixedLogitData):
-        raise TypeError(f"data must be a MixedLogitData (see simulate), got {type(data).__name__}")
-    return data
+class FitOptions(NamedTuple):
+    """The checked options of one fit (see :func:`check_fit_options`)."""
+
+    gradient: str
+    jit: tuple[bool, bool]
+    method: str
+    gtol: float
+    maxiter: int
+    init: str
+    chunk: int | None
 
 
-def _options(method, gtol, maxiter):
-    if method in ("BFGS", "CG", "trust-krylov", "trust-ncg", "trust-exact"):
-        return {"gtol": gtol, "maxiter": maxiter}
-    if method == "L-BFGS-B":
-        return {"gtol": gtol, "ftol": 1e-15, "maxiter": maxiter}
-    if method == "TNC":
-        return {"gtol": gtol, "ftol": 0.0, "xtol": 0.0, "maxfun": 20 * maxiter}
-    if method == "Newton-CG":
-        return {"xtol": 1e-10, "maxiter": maxiter}
-    if method == "SLSQP":
-        return {"ftol": 1e-14, "maxiter": maxiter}
-    raise ValueError(
-        "method must be one of BFGS, CG, L-BFGS-B, TNC, SLSQP, Newton-CG, trust-krylov, "
-        f"trust-ncg, trust-exact; got {method!r}"
+def _one_of(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _jit_flags(jit) -> tuple[bool, bool]:
+    if isinstance(jit, bool):
+        return jit, jit
+    if isinstance(jit, (tuple, list)) and len(jit) == 2 and all(isinstance(f, bool) for f in jit):
+        return tuple(jit)
+    raise TypeError(f"jit must be a bool or a pair (jit_loglik, jit_grad) of bools, got {jit!r}")
+
+
+def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk) -> FitOptions:
+    """Check every option of :func:`fit` before any work; reject combinations that cannot work."""
+    _one_of(gradient, "gradient", GRADIENTS)
+    _one_of(method, "method", METHODS)
+    _one_of(init, "init", INITS)
+    jit = _jit_flags(jit)
+    if init == "bhhh" and method != "BFGS":
+        raise ValueError(
+            f"init='bhhh' sets BFGS's first inverse Hessian: needs method='BFGS', got {method!r}"
+        )
+    if gradient == "finite-differences" and method in SECOND_ORDER:
+        raise ValueError(
+            f"method={method!r} needs Hessian(-vector) products; with finite differences they "
+            "would be differences of a differenced gradient, too inaccurate for Newton steps: "
+            "use gradient='autodiff' or 'analytic'"
+        )
+    if gradient == "analytic-numpy":
+        if chunk not in ("auto", None):
+            raise ValueError(
+                f"chunk applies to the JAX paths only; gradient='analytic-numpy' "
+                f"needs chunk='auto' or None, got {chunk!r}"
+            )
+        if method in SECOND_ORDER:
+            raise ValueError(
+                f"method={method!r} needs Hessian-vector products from JAX; "
+                "gradient='analytic-numpy' has none: use 'analytic' instead"
+            )
+        jit, chunk = (False, False), None
+    elif chunk == "auto":
+        chunk = default_chunk(data)
+    elif chunk is not None:
+        chunk = positive_int(chunk, "chunk")
+    gtol, maxiter = positive_number(gtol, "gtol"), positive_int(maxiter, "maxiter")
+    return FitOptions(gradient, jit, method, gtol, maxiter, init, chunk)
+
+
+class Objective(NamedTuple):
+    """What scipy is handed, each a function of ``theta`` only, on the *average* -LL.
+
+    ``fun`` returns the value, or ``(value, gradient)`` when ``jac is True``;
+    ``jac`` is a gradient function, ``True`` or ``None`` (scipy's forward
+    differences). ``hessp``/``hess`` are set for second-order methods only.
+    ``scores`` gives the ``(N, 6)`` per-consumer scores (for BHHH), ``total`` the
+    total -LL.
+    """
+
+    fun: Callable
+    jac: Callable | bool | None
+    hessp: Callable | None
+    hess: Callable | None
+    scores: Callable
+    total: Callable
+
+
+def _numpy_objective(data, opts, scale) -> Objective:
+    def total(th):
+        return neg_loglik_numpy(th, data)
+
+    def jac(th):
+        return grad_analytic_numpy(th, data) * scale
+
+    def scores(th):
+        return scores_analytic_numpy(th, data)
+
+    return Objective(lambda th: total(th) * scale, jac, None, None, scores, total)
+
+
+def _kernels(chunk):
+    """``(nll, grad_analytic, value_and_grad_analytic, scores)``, whole or ``chunk`` at a time."""
+    if chunk is None:
+        return neg_loglik, grad_analytic, value_and_grad_analytic, scores_analytic
+    return (
+        lambda th, d: neg_loglik_chunked(th, d, chunk),
+        lambda th, d: value_and_grad_analytic_chunked(th, d, chunk)[1],
+        lambda th, d: value_and_grad_analytic_chunked(th, d, chunk),
+        lambda th, d: scores_analytic_chunked(th, d, chunk),
     )
+
+
+def _jax_objective(data, opts, scale) -> Objective:
+    dev = jax.device_put(data)
+    nll, grad, vg_analytic, scores = _kernels(opts.chunk)
+    jit_f, jit_g = opts.jit
+
+    def on_data(fn, flag, post=np.asarray):  # theta -> post(fn(theta, data)), jitted or not
+        fn = jax.jit(fn) if flag else fn
+        return lambda th, *rest: post(fn(th, *rest, dev))
+
+    def scaled(fn):
+        return lambda *args: fn(*args) * scale
+
+    total = on_data(nll, jit_f, float)
+    fun, jac, hessp, hess = scaled(total), None, None, None
+    if opts.gradient in ("analytic", "autodiff"):
+        jac = scaled(on_data(grad if opts.gradient == "analytic" else jax.grad(nll), jit_g))
+    elif opts.gradient in ("analytic-fused", "autodiff-fused"):
+        raw = vg_analytic if opts.gradient == "analytic-fused" else jax.value_and_grad(nll)
+        vg = on_data(raw, jit_f or jit_g, lambda out: (float(out[0]), np.asarray(out[1])))
+        fun, jac = _fused(vg, scale), True
+    if opts.method == "trust-exact":  # scipy's trust-exact needs the Hessian matrix itself
+        hess = scaled(on_data(jax.hessian(nll), True))
+    elif opts.method in SECOND_ORDER:
+        hessp = scaled(on_data(lambda th, p, d: hvp(lambda t: nll(t, d), th, p), True))
+    return Objective(fun, jac, hessp, hess, on_data(scores, True), total)
+
+
+def _fused(vg, scale):
+    def fun(th):
+        value, grad = vg(th)
+        return value * scale, grad * scale
+
+    return fun
+
+
+def objective(data, opts: FitOptions) -> Objective:
+    """The objective for ``opts``: NumPy for ``analytic-numpy``, JAX for every other gradient.
+
+    Everything is divided by ``N`` so that ``gtol`` means the same for any
+    sample size: ``max|grad| <= gtol`` per consumer.
+    """
+    build = _numpy_objective if opts.gradient == "analytic-numpy" else _jax_objective
+    return build(data, opts, 1.0 / data.shape[0])
+
+
+class _Counted:
+    """``fn`` with a count of its calls (``calls``)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def _warm_up(obj: Objective, theta0, init) -> float:
+    """Call every function scipy will use once (for JAX: trace and compile); return seconds."""
+    t0 = time.perf_counter()
+    obj.fun(theta0)
+    if callable(obj.jac):
+        obj.jac(theta0)
+    if obj.hessp is not None:
+        obj.hessp(theta0, np.ones_like(theta0))
+    if obj.hess is not None:
+        obj.hess(theta0)
+    if init == "bhhh":
+        obj.scores(theta0)
+    return time.perf_counter() - t0
+
+
+def _scipy_options(opts: FitOptions) -> dict:
+    gtol, maxiter = opts.gtol, opts.maxiter
+    return {
+        "L-BFGS-B": {"gtol": gtol, "ftol": 1e-15, "maxiter": maxiter},
+        "TNC": {"gtol": gtol, "ftol": 0.0, "xtol": 0.0, "maxfun": 20 * maxiter},
+        "Newton-CG": {"xtol": 1e-10, "maxiter": maxiter},
+        "SLSQP": {"ftol": 1e-14, "maxiter": maxiter},
+    }.get(opts.method, {"gtol": gtol, "maxiter": maxiter})
+
+
+def _finite_outcome(success, message, theta, total) -> tuple[bool, str]:
+    """``success`` and ``message``, with success withdrawn for a non-finite optimum."""
+    if np.isfinite(total) and np.all(np.isfinite(theta)):
+        return bool(success), str(message)
+    return False, f"non-finite optimum (-LL = {total}, theta = {theta}); scipy said: {message}"
 
 
 def fit(
@@ -112,159 +306,58 @@ def fit(
     """Estimate ``theta`` by ``scipy.optimize.minimize`` on the *average* negative log-likelihood.
 
     ``gradient``: ``"finite-differences"`` (scipy's forward differences),
-    ``"analytic"`` (:func:`grad_analytic`, JAX), ``"analytic-numpy"``
-    (NumPy function and gradient; ``jit`` is ignored), ``"analytic-fused"``
-    (:func:`value_and_grad_analytic`, value and gradient in one call),
-    ``"autodiff"`` (``jax.grad``) or ``"autodiff-fused"`` (one
-    ``jax.value_and_grad`` call per iteration, ``jac=True``). ``jit`` is a
-    bool or a pair ``(jit_loglik, jit_grad)``.
+    ``"analytic"`` (:func:`grad_analytic`, JAX), ``"analytic-numpy"`` (NumPy
+    function and gradient; ``jit`` does not apply and is reported as off),
+    ``"analytic-fused"`` (:func:`value_and_grad_analytic`, value and gradient in
+    one call), ``"autodiff"`` (``jax.grad``) or ``"autodiff-fused"`` (one
+    ``jax.value_and_grad`` call per iteration). ``jit`` is a bool or a pair
+    ``(jit_loglik, jit_grad)``. ``method`` is one of :data:`METHODS`;
+    second-order methods get exact Hessian-vector products (``trust-exact`` the
+    exact Hessian) from JAX.
 
     ``init="bhhh"`` (BFGS only) starts BFGS from the inverse of the BHHH matrix
-    at ``theta0`` (outer product of the per-consumer scores, as xlogit does)
-    instead of the identity; computing it is part of the timed run.
-
-    ``chunk`` (JAX paths only): consumers per chunk for large problems, so that
-    memory stays bounded by ``chunk * J * R`` elements (see
-    :func:`neg_loglik_chunked`); ``"auto"`` chunks only when ``N * J * R``
-    exceeds ``CHUNK_ELEMENTS``, ``None`` never chunks.
-    Second-order methods (Newton-CG, trust-*) also get exact Hessian-vector
-    products from :func:`mlejax_helpers.derivatives.hvp`.
-
-    The objective is divided by ``N`` so that ``gtol`` means the same thing for
-    any sample size: ``max|grad| <= gtol`` per consumer.
+    at ``theta0`` (outer product of the per-consumer scores, as xlogit does);
+    computing it is part of the timed run. ``chunk`` (JAX paths): consumers per
+    chunk, so memory stays bounded by ``chunk * J * R`` elements; ``"auto"``
+    chunks only when ``N * J * R`` exceeds ``CHUNK_ELEMENTS``, ``None`` never.
     """
-    data = _check_data(data)
+    data = check_data(data)
+    require_x64()
     theta0 = THETA_START.copy() if theta0 is None else check_theta(theta0)
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
-    jit_f, jit_g = (jit, jit) if isinstance(jit, bool) else tuple(jit)
-    if gradient == "analytic-numpy":
-        jit_f = jit_g = False
-    gtol = positive_number(gtol, "gtol")
-    maxiter = positive_int(maxiter, "maxiter")
-    options = _options(method, gtol, maxiter)
-    scale = 1.0 / data.shape[0]
-
-    def maybe_jit(fn, flag):
-        return jax.jit(fn) if flag else fn
-
-    chunk = default_chunk(data) if chunk == "auto" else chunk
-    if gradient == "analytic-numpy":
-        dev, nll, chunk = data, neg_loglik, None
-
-        def fun(th):
-            return neg_loglik_numpy(th, dev) * scale
-
-        def jac(th):
-            return grad_analytic_numpy(th, dev) * scale
-
-    else:
-        dev = jax.device_put(data)
-        if chunk is None:
-            nll, vg_analytic = neg_loglik, value_and_grad_analytic
-        else:
-            chunk = positive_int(chunk, "chunk")
-
-            def nll(th, d):
-                return neg_loglik_chunked(th, d, chunk)
-
-            def vg_analytic(th, d):
-                return value_and_grad_analytic_chunked(th, d, chunk)
-
-        f_j = maybe_jit(nll, jit_f)
-
-        def fun(th):
-            return float(f_j(th, dev)) * scale
-
-        jac = None
-        if gradient in ("analytic", "autodiff"):
-            if gradient == "analytic":
-                raw = grad_analytic if chunk is None else (lambda th, d: vg_analytic(th, d)[1])
-            else:
-                raw = jax.grad(nll)
-            g_j = maybe_jit(raw, jit_g)
-
-            def jac(th):
-                return np.asarray(g_j(th, dev)) * scale
-
-        elif gradient in ("autodiff-fused", "analytic-fused"):
-            raw = vg_analytic if gradient == "analytic-fused" else jax.value_and_grad(nll)
-            vg_j = maybe_jit(raw, jit_f or jit_g)
-
-            def fun(th):
-                v, g = vg_j(th, dev)
-                return float(v) * scale, np.asarray(g) * scale
-
-            jac = True
-
-    if gradient == "finite-differences" and method in SECOND_ORDER:
-        from scipy.optimize import approx_fprime
-
-        def jac(th):  # Newton-type solvers insist on a callable gradient
-            return approx_fprime(th, fun)
-
-    calls = {"fun": 0}
-    inner_fun = fun
-
-    def fun(th):  # count every evaluation, finite-difference ones included
-        calls["fun"] += 1
-        return inner_fun(th)
-
-    hessp = None
-    if method in SECOND_ORDER and gradient != "finite-differences":
-        hvp_j = jax.jit(lambda th, p, d: hvp(lambda t: nll(t, d), th, p))
-
-        def hessp(th, p):
-            return np.asarray(hvp_j(th, p, dev)) * scale
-
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if init == "bhhh" and method != "BFGS":
-        raise ValueError(f"init='bhhh' needs method='BFGS', got {method!r}")
-    scores_j = None
-    if init == "bhhh":
-        scores_j = jax.jit(
-            scores_analytic
-            if chunk is None
-            else lambda th, d: scores_analytic_chunked(th, d, chunk)
-        )
-        dev = jax.device_put(data)
-
-    t0 = time.perf_counter()  # warm-up: compile and run each function once
-    fun(theta0)
-    if callable(jac):
-        jac(theta0)
-    if hessp is not None:
-        hessp(theta0, np.ones(6))
-    if scores_j is not None:
-        scores_j(theta0, dev)
-    compile_s = time.perf_counter() - t0
-    calls["fun"] = 0
+    opts = check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk)
+    obj = objective(data, opts)
+    compile_s = _warm_up(obj, theta0, opts.init)
+    counted = _Counted(obj.fun)
+    options = _scipy_options(opts)
     t0 = time.perf_counter()
-    kwargs = {"hessp": hessp} if hessp is not None else {}
-    if scores_j is not None:
-        options["hess_inv0"] = bhhh_inverse(np.asarray(scores_j(theta0, dev)))
-    res = minimize(fun, theta0, jac=jac, method=method, options=options, **kwargs)
+    if opts.init == "bhhh":
+        options["hess_inv0"] = bhhh_inverse(obj.scores(theta0))
+    res = minimize(
+        counted,
+        theta0,
+        jac=obj.jac,
+        method=opts.method,
+        options=options,
+        **{k: v for k, v in (("hessp", obj.hessp), ("hess", obj.hess)) if v},
+    )
     run_s = time.perf_counter() - t0
     theta_hat = np.asarray(res.x, dtype=float)
-    if gradient == "analytic-numpy":
-        total = neg_loglik_numpy(theta_hat, data)
-    else:  # the (possibly chunked) JAX objective: no full-size NumPy arrays at the end
-        total = float(f_j(theta_hat, dev))
+    total = obj.total(theta_hat)
+    success, message = _finite_outcome(res.success, res.message, theta_hat, total)
     return FitResult(
-        theta=theta_hat,
-        neg_loglik=total,
-        nit=int(res.get("nit", -1)),
-        nfev=calls["fun"],
-        njev=int(res.get("njev", -1)),
-        success=bool(res.success),
-        message=str(res.message),
-        compile_s=compile_s,
-        run_s=run_s,
-        gradient=gradient,
-        jit=(bool(jit_f), bool(jit_g)),
-        method=method,
-        init=init,
+        theta_hat,
+        total,
+        int(res.get("nit", -1)),
+        counted.calls,
+        int(res.get("njev", -1)),
+        success,
+        message,
+        compile_s,
+        run_s,
+        opts.gradient,
+        opts.jit,
+        opts.method,
+        opts.init,
     )
 
 
@@ -280,23 +373,74 @@ def bhhh_inverse(scores) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
-def _log_p_one(theta, *row):
-    """``log P_i`` of a single consumer (one row of each array), for ``vmap``."""
-    return _log_p(theta, _one_consumer(row), jnp, jsp.logsumexp)[0]
+def fit_pandas(data, theta0=None, *, gtol=1e-6) -> FitResult:
+    """BFGS with scipy's finite differences on :func:`neg_loglik_pandas`: the slow first attempt."""
+    data = check_data(data)
+    theta0 = THETA_START.copy() if theta0 is None else check_theta(theta0)
+    df, n = to_long_dataframe(data), data.shape[0]
+    counted = _Counted(lambda th: neg_loglik_pandas(th, df, data.draws) / n)
+    t0 = time.perf_counter()
+    res = minimize(counted, theta0, method="BFGS", options={"gtol": positive_number(gtol, "gtol")})
+    run_s = time.perf_counter() - t0
+    total = neg_loglik_numpy(res.x, data) if np.all(np.isfinite(res.x)) else np.nan
+    success, message = _finite_outcome(res.success, res.message, res.x, total)
+    return FitResult(
+        np.asarray(res.x),
+        total,
+        int(res.nit),
+        counted.calls,
+        int(res.njev),
+        success,
+        message,
+        0.0,
+        run_s,
+        "finite-differences",
+        (False, False),
+        "BFGS",
+    )
 
 
-def scores_autodiff(theta, data: MixedLogitData):
-    """Per-consumer scores ``(N, 6)`` by ``vmap`` of ``jax.grad`` over consumers."""
-    data = _check_data(data)
-    return per_observation_scores(
-        _log_p_one,
-        check_theta(theta),
-        data.log_sqft,
-        data.bathrooms,
-        data.family_size,
-        data.outdoor,
-        data.choice,
-        data.draws,
+def fit_jax_loop(data, theta0=None, *, gtol=1e-6, maxiter=1000) -> FitResult:
+    """The whole BFGS loop compiled: ``jax.scipy.optimize.minimize`` inside ``jax.jit``.
+
+    ``compile_s`` is the first call's time less the second's; ``run_s`` the second call.
+    """
+    data = check_data(data)
+    require_x64()
+    theta0 = jnp.asarray(THETA_START if theta0 is None else check_theta(theta0))
+    n = data.shape[0]
+    options = {"gtol": positive_number(gtol, "gtol"), "maxiter": positive_int(maxiter, "maxiter")}
+
+    @jax.jit
+    def solve(th0, d):
+        return jax.scipy.optimize.minimize(
+            lambda t: neg_loglik(t, d) / n, th0, method="BFGS", options=options
+        )
+
+    dev = jax.device_put(data)
+    t0 = time.perf_counter()
+    jax.block_until_ready(solve(theta0, dev))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(solve(theta0, dev))
+    run_s = time.perf_counter() - t0
+    theta, total = np.asarray(res.x), float(res.fun) * n
+    success, message = _finite_outcome(
+        res.success, f"jax.scipy status {int(res.status)}", theta, total
+    )
+    return FitResult(
+        theta,
+        total,
+        int(res.nit),
+        int(res.nfev),
+        int(res.njev),
+        success,
+        message,
+        max(first - run_s, 0.0),
+        run_s,
+        "autodiff",
+        (True, True),
+        "BFGS",
     )
 
 
@@ -311,8 +455,8 @@ def standard_errors(theta, data: MixedLogitData) -> pd.DataFrame:
     The Hessian must be positive definite at ``theta`` (a local minimum);
     otherwise ``ValueError`` says so.
     """
-    data = _check_data(data)
-    theta = check_theta(theta)
+    data, theta = check_data(data), check_theta(theta)
+    require_x64()
     dev = jax.device_put(data)
     h = np.asarray(jax.jit(jax.hessian(neg_loglik))(theta, dev))
     eig = np.linalg.eigvalsh(h)

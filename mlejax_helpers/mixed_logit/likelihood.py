@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 import scipy.special as sp
 
-from .data import MixedLogitData, check_theta
+from .._validate import as_float_array, positive_int
+from ..derivatives import per_observation_scores
+from .data import MixedLogitData, check_data, check_theta, theta_arg
 
 _BACKENDS = {"jax": (jnp, jsp.logsumexp), "numpy": (np, sp.logsumexp)}
 
@@ -88,22 +90,24 @@ def neg_loglik(theta, data: MixedLogitData):
     ``theta`` has shape ``(6,)``; ``data`` is a :class:`MixedLogitData`.
     Overflow-safe: every exponential goes through ``logsumexp``.
     """
+    theta, data = theta_arg(theta), check_data(data)
     return -jnp.sum(_log_p(theta, data, *_BACKENDS["jax"]))
 
 
 def neg_loglik_numpy(theta, data: MixedLogitData) -> float:
     """The same negative simulated log-likelihood in NumPy."""
-    return -float(np.sum(_log_p(check_theta(theta), data, *_BACKENDS["numpy"])))
+    theta, data = check_theta(theta), check_data(data)
+    return -float(np.sum(_log_p(theta, data, *_BACKENDS["numpy"])))
 
 
 def scores_analytic(theta, data: MixedLogitData):
     """Per-consumer scores ``d log P_i / d theta``, shape ``(N, 6)``, in ``jax.numpy``."""
-    return _scores(theta, data, *_BACKENDS["jax"])
+    return _scores(theta_arg(theta), check_data(data), *_BACKENDS["jax"])
 
 
 def scores_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
     """Per-consumer scores, shape ``(N, 6)``, in NumPy."""
-    return _scores(check_theta(theta), data, *_BACKENDS["numpy"])
+    return _scores(check_theta(theta), check_data(data), *_BACKENDS["numpy"])
 
 
 def grad_analytic(theta, data: MixedLogitData):
@@ -118,6 +122,7 @@ def grad_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
 
 def value_and_grad_analytic(theta, data: MixedLogitData):
     """``(neg_loglik, grad_analytic)`` in one ``jax.numpy`` pass: the fused analytic gradient."""
+    theta, data = theta_arg(theta), check_data(data)
     log_p, scores = _value_and_scores(theta, data, *_BACKENDS["jax"])
     return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
 
@@ -159,12 +164,15 @@ def neg_loglik_chunked(theta, data, chunk: int):
     per-consumer computation is wrapped in ``jax.checkpoint`` (recomputed in the
     backward pass instead of stored), for its reverse-mode gradient too.
     """
+    theta, data, chunk = theta_arg(theta), check_data(data), positive_int(chunk, "chunk")
     one = jax.checkpoint(lambda th, row: _log_p(th, _one_consumer(row), jnp, jsp.logsumexp)[0])
     log_p = jax.lax.map(lambda row: one(theta, row), _rows(data), batch_size=chunk)
     return -jnp.sum(log_p)
 
 
 def _value_and_scores_chunked(theta, data, chunk):
+    theta, data, chunk = theta_arg(theta), check_data(data), positive_int(chunk, "chunk")
+
     def one(row):
         log_p, scores = _value_and_scores(theta, _one_consumer(row), jnp, jsp.logsumexp)
         return log_p[0], scores[0]
@@ -190,10 +198,9 @@ def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) ->
     large-``R'`` draw set. Works through the draws ``chunk`` columns at a time so
     memory stays at ``N * J * chunk`` floats (NumPy).
     """
-    theta = check_theta(theta)
-    draws = np.asarray(draws, dtype=float)
-    if draws.ndim != 2 or draws.shape[0] != data.shape[0]:
-        raise ValueError(f"draws must have shape ({data.shape[0]}, R'), got {draws.shape}")
+    theta, data = check_theta(theta), check_data(data)
+    draws = as_float_array(draws, "draws", shape=(data.shape[0], None))
+    chunk = positive_int(chunk, "chunk")
     pieces = [
         _chosen_log_probs(theta, data._replace(draws=draws[:, s : s + chunk]), np, sp.logsumexp)[0]
         for s in range(0, draws.shape[1], chunk)
@@ -204,7 +211,7 @@ def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) ->
 
 def to_long_dataframe(data: MixedLogitData) -> pd.DataFrame:
     """One row per (consumer, option), the outside option as option 0 with all-zero attributes."""
-    n, j, _ = data.shape
+    n, j, _ = check_data(data).shape
     zeros = np.zeros((n, 1))
     return pd.DataFrame(
         {
@@ -228,7 +235,9 @@ def neg_loglik_pandas(theta, df: pd.DataFrame, draws) -> float:
     ``groupby``. Correct, and slow: a teaching foil, never an optimiser's objective.
     """
     b0, b1, b2, b3, mu, sigma = check_theta(theta)
-    draws = np.asarray(draws, dtype=float)
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a DataFrame from to_long_dataframe, got {type(df).__name__}")
+    draws = as_float_array(draws, "draws", shape=(int(df["id"].nunique()), None))
     prob_chosen = pd.Series(0.0, index=pd.RangeIndex(draws.shape[0]))
     for r in range(draws.shape[1]):
         df = df.assign(z=df["id"].map(pd.Series(draws[:, r])))
@@ -243,3 +252,14 @@ def neg_loglik_pandas(theta, df: pd.DataFrame, draws) -> float:
         df = df.assign(prob=df["expv"] / df.groupby("id")["expv"].transform("sum"))
         prob_chosen += df.loc[df["chosen"] == 1].set_index("id")["prob"]
     return -float(np.sum(np.log(prob_chosen / draws.shape[1])))
+
+
+def _log_p_one(theta, *row):
+    """``log P_i`` of a single consumer (one row of each array), for ``vmap``."""
+    return _log_p(theta, _one_consumer(row), jnp, jsp.logsumexp)[0]
+
+
+def scores_autodiff(theta, data: MixedLogitData):
+    """Per-consumer scores ``(N, 6)`` by ``vmap`` of ``jax.grad`` over consumers."""
+    theta, data = check_theta(theta), check_data(data)
+    return per_observation_scores(_log_p_one, theta, *_rows(data))

@@ -199,7 +199,7 @@ def check_mixed_logit_likelihood(neg_loglik_fn, data=None) -> CheckResult:
     res = CheckResult("check_mixed_logit_likelihood")
     thetas = {
         "the true theta": ml.THETA_TRUE,
-        "theta = (0, 0, 0, 0, 0, 1)": ml.estimate.THETA_START,
+        "theta = (0, 0, 0, 0, 0, 1)": ml.THETA_START,
         "negative sigma (-1.5)": ml.THETA_TRUE * np.array([1, 1, 1, 1, 1, -1]),
         "large utilities (b0 = 800)": np.array([800.0, 1.0, 0.5, -0.1, 0.3, 1.5]),
     }

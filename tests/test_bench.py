@@ -1,18 +1,23 @@
 import json
 import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from mlejax_helpers.bench import report
-from mlejax_helpers.bench.records import read
+from mlejax_helpers.bench import __main__ as cli
+from mlejax_helpers.bench import report, runner
+from mlejax_helpers.bench.records import append, read
 from mlejax_helpers.bench.runner import run, run_one
 from mlejax_helpers.bench.suites import SUITES, Config, configs_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n": 200, "j": 4, "r": 4}
+pytestmark = pytest.mark.slow  # child processes
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +41,147 @@ def test_smoke_writes_valid_records_with_provenance(smoke_file):
         for field in ("cpu", "cores", "devices", "versions", "git_commit", "date", "command"):
             assert prov[field], field
         assert prov["versions"]["jax"] and prov["versions"]["scipy"]
+        assert prov["devices"][0].startswith("cpu")  # probed in a subprocess
+        assert r["measured_at"] >= prov["date"] and r["fingerprint"]
 
 
 def test_rerun_skips_finished_records(smoke_file):
     before = smoke_file.read_text()
-    assert run(configs_for(["smoke"]), smoke_file, progress=False) == []
+    assert run(configs_for(["smoke"]), smoke_file, progress=False, repeats=2, common_draws=20) == []
     assert smoke_file.read_text() == before
+
+
+def fake_child(tmp_path, body):
+    """A child command that records its pid, then runs ``body`` (Python)."""
+    pidfile = tmp_path / "child.pid"
+    code = f"import os, sys, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n{body}"
+    return (sys.executable, "-c", code), pidfile
+
+
+def assert_gone(pidfile):
+    pid = int(pidfile.read_text())
+    alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    assert not alive, f"child {pid} was left running"
+
+
+OK_RESULT = 'sys.stdin.read(); print("RESULT " + \'{"status": "ok", "fit_s_median": 1.0}\')'
+
+
+@pytest.mark.parametrize(
+    "body, limits, status, outcome",
+    [
+        ("time.sleep(60)", {"timeout": 1.0}, "timed out", "timed out after 1 s"),
+        (
+            "x = bytearray(400 * 2**20); time.sleep(60)",
+            {"memory_limit": 100 * 2**20},
+            "out of memory",
+            "above the",
+        ),
+        ("sys.exit(3)", {}, "error", "error (exit 3)"),
+        (
+            "sys.stderr.write('jaxlib.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory'); "
+            "sys.exit(1)",
+            {},
+            "out of memory",
+            "XLA RESOURCE_EXHAUSTED",
+        ),
+    ],
+    ids=["hangs", "exceeds-memory", "crashes", "xla-oom"],
+)
+def test_a_bad_child_is_recorded_and_leaves_no_process(tmp_path, body, limits, status, outcome):
+    child, pidfile = fake_child(tmp_path, body)
+    r = run_one(Config("smoke", "mlejax", **TINY), child=child, **limits)
+    assert r["status"] == status and outcome in r["outcome"], r
+    assert_gone(pidfile)
+
+
+def test_an_interrupt_is_recorded_and_kills_the_child(tmp_path, monkeypatch):
+    child, pidfile = fake_child(tmp_path, "time.sleep(60)")
+
+    def interrupted_watch(proc, timeout, memory_limit):
+        while not pidfile.exists():
+            time.sleep(0.02)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_watch", interrupted_watch)
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run([Config("smoke", "mlejax", **TINY)], out, progress=False, child=child)
+    assert_gone(pidfile)
+    assert [r["status"] for r in read(out)] == ["interrupted"]
+
+
+def test_a_torn_file_resumes_and_failures_can_be_retried(tmp_path):
+    ok, _ = fake_child(tmp_path, OK_RESULT)
+    crash, _ = fake_child(tmp_path, "sys.exit(3)")
+    cfgs = [Config("smoke", "mlejax", **TINY, seed=s) for s in (1, 2, 3)]
+    out = tmp_path / "r.jsonl"
+    run(cfgs[:1], out, progress=False, child=ok)
+    with out.open("a") as fh:
+        fh.write('{"key": "torn-by-a-kill", "sta')  # a record cut off mid-write
+    with pytest.warns(UserWarning, match=r"skipped line\(s\) \[2\]"):
+        new = run(cfgs, out, progress=False, child=crash)
+    assert [r["seed"] for r in new] == [2, 3]  # the first was done; the torn line is no record
+    with pytest.warns(UserWarning, match="torn records"):
+        assert [r["status"] for r in read(out)] == ["ok", "error", "error"]
+    with pytest.warns(UserWarning):
+        assert run(cfgs, out, progress=False, child=ok) == []  # failures count as done...
+    with pytest.warns(UserWarning):
+        again = run(cfgs, out, progress=False, child=ok, retry_failed=True)  # ...unless retried
+    assert [(r["seed"], r["status"]) for r in again] == [(2, "ok"), (3, "ok")]
+
+
+def test_other_settings_are_not_resumed_from(tmp_path):
+    ok, _ = fake_child(tmp_path, OK_RESULT)
+    out = tmp_path / "r.jsonl"
+    cfg = [Config("smoke", "mlejax", **TINY)]
+    assert len(run(cfg, out, progress=False, child=ok, repeats=1)) == 1
+    assert run(cfg, out, progress=False, child=ok, repeats=1) == []
+    assert len(run(cfg, out, progress=False, child=ok, repeats=2)) == 1  # not comparable
+
+
+def test_append_after_a_torn_line_starts_a_new_line(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"key": "a"}\n{"key": "b", "st')
+    append(out, {"key": "c"})
+    with pytest.warns(UserWarning, match=r"\[2\]"):
+        assert [r["key"] for r in read(out)] == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--repeats", "0"),
+        ("--timeout", "0"),
+        ("--common-draws", "0"),
+        ("--memory-limit-gb", "0"),
+        ("--repeats", "two"),
+        ("--timeout", "-5"),
+    ],
+)
+def test_cli_rejects_values_that_would_record_failures(flag, value, tmp_path):
+    cmd = [sys.executable, "-m", "mlejax_helpers.bench", "smoke", "--out", str(tmp_path / "x")]
+    bad = subprocess.run(cmd + [flag, value], capture_output=True, text=True)
+    assert bad.returncode == 2 and f"argument {flag}" in bad.stderr, bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_needs_out_and_records_a_command_that_runs(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["smoke"])
+    assert "--out is required" in capsys.readouterr().err
+    seen = {}
+    monkeypatch.setattr(cli, "run", lambda configs, out, **kw: seen.update(kw, out=out) or [])
+    out = str(tmp_path / "my results.jsonl")
+    cli.main(["smoke", "--out", out, "--repeats", "2"])
+    argv = shlex.split(seen["command"])
+    assert argv[:3] == ["python", "-m", "mlejax_helpers.bench"] and argv[3:] == [
+        "smoke",
+        "--out",
+        out,
+        "--repeats",
+        "2",
+    ]
 
 
 def test_timeouts_are_recorded_and_the_run_goes_on(tmp_path):
@@ -103,6 +243,19 @@ def test_stored_results_cover_every_suite():
     df = report.load(ROOT / "results" / "bench-cpu.jsonl")
     for suite in ("table1", "table2", "table4", "beyond"):
         assert set(c.key for c in configs_for([suite])) <= set(df.key), f"{suite} incomplete"
+
+
+def test_results_are_found_from_the_working_directory(tmp_path, monkeypatch):
+    from mlejax_helpers import config
+
+    monkeypatch.delenv("MLEJAX_ROOT", raising=False)
+    monkeypatch.chdir(ROOT / "notebooks")
+    assert config.results_dir() == ROOT / "results"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="set \\$MLEJAX_ROOT"):
+        config.book_root()
+    monkeypatch.setenv("MLEJAX_ROOT", str(ROOT))
+    assert config.book_root() == ROOT
 
 
 def test_benchmark_chapter_types_no_measured_number():

@@ -1,10 +1,11 @@
+import math
+
 import jax.numpy as jnp
 import numpy as np
 
 from mlejax_helpers import autodiff as ad
 from mlejax_helpers import checks
-from mlejax_helpers import mixed_logit as ml
-from mlejax_helpers.quasi_newton import bfgs_update_inverse
+from mlejax_helpers.quasi_newton import bfgs_update_hessian, bfgs_update_inverse
 
 
 def test_check_dual_accepts_the_books_dual_and_names_a_wrong_product():
@@ -36,11 +37,17 @@ def test_check_dual_reports_exceptions_and_wrong_types():
 def test_check_inverse_update():
     assert checks.check_inverse_update(bfgs_update_inverse)
 
-    def dfp(h, s, y):
-        hy = h @ y
-        return h - np.outer(hy, hy) / (y @ hy) + np.outer(s, s) / (y @ s)
+    def dfp(h, s, y):  # duality: DFP on H is BFGS on B with s and y swapped
+        return bfgs_update_hessian(h, y, s)
 
     assert checks.check_inverse_update(dfp, kind="dfp")
+
+    def dfp_sign_slip(h, s, y):
+        hy = h @ y
+        return h + np.outer(hy, hy) / (y @ hy) + np.outer(s, s) / (y @ s)
+
+    res = checks.check_inverse_update(dfp_sign_slip, kind="dfp")
+    assert not res and any("secant equation" in m for m in res.failed)
     res = checks.check_inverse_update(dfp, kind="bfgs")  # right property, wrong formula
     assert not res and any("reference BFGS formula" in m for m in res.failed)
     assert any("secant equation" in m for m in res.passed)
@@ -69,8 +76,33 @@ def test_check_gradient_names_the_component():
     assert not any("component 1" in m for m in res.failed)
 
 
+def loop_likelihood(theta, data):
+    """The simulated -LL written from its definition with scalar loops, in logs: independent
+    of the book's array code, and safe for large utilities (the largest is subtracted)."""
+    b0, b1, b2, b3, mu, sigma = (float(t) for t in theta)
+    n, j, r = data.shape
+    total = 0.0
+    for i in range(n):
+        log_l = []  # log of the logit probability of the choice, one per draw
+        for k in range(r):
+            beta = mu + sigma * data.draws[i, k]
+            v = [0.0] + [
+                b0
+                + b1 * data.log_sqft[i, a]
+                + b2 * data.bathrooms[i, a]
+                + b3 * data.bathrooms[i, a] * data.family_size[i]
+                + beta * data.outdoor[i, a]
+                for a in range(j)
+            ]
+            top = max(v)
+            log_l.append(v[data.choice[i]] - top - math.log(sum(math.exp(u - top) for u in v)))
+        top = max(log_l)
+        total -= top + math.log(sum(math.exp(x - top) for x in log_l) / r)
+    return total
+
+
 def test_check_mixed_logit_likelihood():
-    assert checks.check_mixed_logit_likelihood(ml.neg_loglik_numpy)
+    assert checks.check_mixed_logit_likelihood(loop_likelihood)
 
     def naive(theta, data):  # overflows for large utilities
         b0, b1, b2, b3, mu, sigma = theta

@@ -1,6 +1,7 @@
 """The book's plumbing: notebooks stored clean, the table of contents complete."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ def toc_files():
     return files
 
 
-def test_there_are_chapters():
-    assert len(NOTEBOOKS) >= 1
+def test_the_readme_lists_exactly_the_chapters_on_disk():
+    listed = re.findall(r"`notebooks/(\d\d_\w+)\.ipynb`", (ROOT / "README.md").read_text())
+    assert listed and listed == [p.stem for p in NOTEBOOKS], listed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

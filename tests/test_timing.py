@@ -24,7 +24,22 @@ def test_time_call_separates_first_call_from_runs():
     assert t.compile_s > 0.15
 
 
-def test_time_call_blocks_on_jax_results():
+class Pending:
+    """A stand-in for an asynchronously computed array: the work happens on block."""
+
+    def block_until_ready(self):
+        time.sleep(0.05)
+        return self
+
+
+def test_time_call_waits_for_asynchronous_results():
+    t = time_call(lambda: Pending(), repeats=3)  # returns at once; the wait is in block
+    assert t.min_s >= 0.05 and t.first_call_s >= 0.05  # a stopwatch alone would see ~0
+    t = time_call(lambda: {"a": [Pending(), 1.0]}, repeats=2)  # inside a pytree too
+    assert t.min_s >= 0.05
+
+
+def test_time_call_on_a_jitted_function():
     f = jax.jit(lambda x: (x @ x).sum())
     x = jnp.ones((300, 300))
     t = time_call(f, x, repeats=3, number=2)

@@ -112,7 +112,7 @@ def run_one(
         )
         try:
             try:
-                proc.stdin.write(json.dumps(request))
+                proc.stdin.write(request)
                 proc.stdin.close()
             except BrokenPipeError:
                 pass  # the child ended before reading its request; its output says why

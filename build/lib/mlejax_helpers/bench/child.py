@@ -1,0 +1,160 @@
+"""Measure one benchmark configuration; run as ``python -m mlejax_helpers.bench.child``.
+
+Reads ``{"config": {...}, "repeats": k, "common_draws": R'}`` as JSON on standard
+input and prints one line ``RESULT {...}`` with the measurements. The parent
+(:mod:`.runner`) enforces the time and memory limits.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+import numpy as np
+
+from .. import config as _config
+from .suites import Config
+
+SLOW_S = 30.0  # a fit slower than this is not repeated
+
+
+def _fit_mlejax(cfg, data, ml):
+    return ml.fit(
+        data,
+        gradient=cfg.gradient,
+        jit=(cfg.jit_loglik, cfg.jit_grad),
+        method=cfg.solver,
+        gtol=cfg.gtol,
+        init=cfg.init,
+    )
+
+
+def _fit_pandas(cfg, data, ml):
+    return ml.fit_pandas(data, gtol=cfg.gtol)
+
+
+def _fit_jax_loop(cfg, data, ml):
+    return ml.fit_jax_loop(data, gtol=cfg.gtol)
+
+
+def _fit_xlogit(cfg, data, ml):
+    from ..mixed_logit.xlogit_bridge import fit_xlogit
+
+    ours = cfg.variant.startswith("ours")
+    method = "BFGS" if cfg.variant in ("defaults", "ours-bfgs") else "L-BFGS-B"
+    r = fit_xlogit(data, ml.THETA_START if ours else None, optim_method=method)
+    return {
+        "theta": r["theta"],
+        "neg_loglik": None,
+        "xlogit_neg_loglik": r["neg_loglik"],
+        "nit": r["nit"],
+        "nfev": r["nfev"],
+        "njev": None,
+        "success": r["convergence"],
+        "message": r["message"],
+        "compile_s": 0.0,
+        "run_s": r["fit_s"],
+        "overflow_warnings": r["overflow_warnings"],
+    }
+
+
+def _as_fields(result) -> dict:
+    """The fields a record keeps of a :class:`FitResult` (or of a peer's dict)."""
+    if isinstance(result, dict):
+        return result
+    keep = ("theta", "neg_loglik", "nit", "nfev", "njev", "success", "message", "compile_s")
+    return {**{k: getattr(result, k) for k in keep}, "run_s": result.run_s}
+
+
+FITTERS = {
+    "mlejax": _fit_mlejax,
+    "pandas": _fit_pandas,
+    "xlogit": _fit_xlogit,
+    "jax-loop": _fit_jax_loop,
+}
+
+
+def measure_evaluations(data, ml, repeats: int = 30) -> dict:
+    """Median seconds of one jitted evaluation of the function and of each gradient."""
+    import jax
+
+    from ..timing import time_call
+
+    dev = jax.device_put(data)
+    theta = ml.THETA_TRUE
+    fns = {
+        "value": jax.jit(ml.neg_loglik),
+        "value_and_grad_autodiff": jax.jit(jax.value_and_grad(ml.neg_loglik)),
+        "value_and_grad_analytic": jax.jit(ml.value_and_grad_analytic),
+        "grad_analytic": jax.jit(ml.grad_analytic),
+    }
+    med = {k: time_call(f, theta, dev, repeats=repeats).median_s for k, f in fns.items()}
+    out = {f"eval_s_{k}": v for k, v in med.items()}
+    for k in fns:
+        if k != "value":
+            out[f"ratio_{k}_to_value"] = med[k] / med["value"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        **out,
+        "status": "ok",
+        "message": "evaluation timings",
+        "peak_rss_bytes": int(peak),
+        "fit_s_median": None,
+        "bytes_njr": 8 * data.shape[0] * data.shape[1] * data.shape[2],
+    }
+
+
+def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
+    """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
+    _config.enable_x64()
+    from .. import mixed_logit as ml
+
+    data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
+    if cfg.kind == "evaluation":
+        return measure_evaluations(data, ml)
+    runs = []
+    for _ in range(repeats):
+        runs.append(_as_fields(FITTERS[cfg.kind](cfg, data, ml)))
+        if runs[-1]["run_s"] > SLOW_S:
+            break
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    last = runs[-1]
+    theta = np.asarray(last["theta"], dtype=float)
+    err = np.abs(np.r_[theta[:5], abs(theta[5])] - data.theta_true)
+    common = ml.make_draws(cfg.n, common_draws, "halton", seed=4242)
+    chunk = max(1, int(2e7 // (cfg.n * cfg.j)))
+    if last["neg_loglik"] is None:  # on our draws, after the peak memory was read
+        last["neg_loglik"] = ml.neg_loglik_on_draws(theta, data, data.draws, chunk=chunk)
+    times = np.array([r["run_s"] for r in runs])
+    out = {k: v for k, v in last.items() if k not in ("theta", "run_s")}
+    out.update(
+        theta=theta.tolist(),
+        compile_s=runs[0]["compile_s"],
+        fit_s_median=float(np.median(times)),
+        fit_s_min=float(times.min()),
+        fit_s_max=float(times.max()),
+        repeats_done=len(runs),
+        max_abs_error=float(err.max()),
+        neg_loglik_common=ml.neg_loglik_on_draws(theta, data, common, chunk=chunk),
+        common_draws=common_draws,
+        peak_rss_bytes=int(peak_rss),
+        bytes_njr=8 * cfg.n * cfg.j * cfg.r,
+        status="ok" if last["success"] else "did not converge",
+    )
+    return out
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    fields = {k: v for k, v in request["config"].items() if k in Config.__dataclass_fields__}
+    cfg = Config(**fields)
+    try:
+        result = measure(cfg, request.get("repeats", 3), request.get("common_draws", 200))
+    except MemoryError:
+        result = {"status": "out of memory", "message": "MemoryError in the child"}
+    print("RESULT " + json.dumps(result, default=float), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Tables and figures for chapter 7, computed from benchmark records only.
+
+The seed note's own figures are kept here, labelled as the paper's (measured on
+a 2015 iMac, 4 GHz quad-core Intel Core i7), so that the chapter can show them
+beside ours; every number of ours comes from a record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .records import read
+
+PAPER_MACHINE = "the paper's own figures (2015 iMac, 4 GHz quad-core Intel Core i7)"
+
+# Seed Table 1 (N=10k, J=21, R=12): (gradient, jit log-likelihood, jit gradient) -> seconds.
+PAPER_TABLE1 = pd.DataFrame(
+    [
+        ("pandas", "finite-differences", False, False, np.nan),  # "Very slow"
+        ("jnp", "finite-differences", False, False, 10.36),
+        ("jnp", "finite-differences", True, False, 4.45),
+        ("jnp", "analytic", False, False, 10.10),
+        ("jnp", "analytic", True, False, 9.84),
+        ("jnp", "analytic", False, True, 2.74),
+        ("jnp", "analytic", True, True, 1.73),
+        ("jnp", "autodiff", False, False, 1.83),
+        ("jnp", "autodiff", True, False, 1.18),
+        ("jnp", "autodiff", False, True, 1.59),
+        ("jnp", "autodiff", True, True, 0.96),
+    ],
+    columns=["data", "gradient", "jit_loglik", "jit_grad", "paper time (s)"],
+)
+
+# Seed Tables 2 and 3: dimension -> value -> method -> (seconds, -LL); None = "OOM" or
+# "no convergence" as the paper printed it.
+_P2 = {
+    "n": {
+        10_000: {"autodiff": (0.96, 23812.98), "analytic": (1.73, 23812.98),
+                 "finite-differences": (10.59, 23812.98), "xlogit": (2.28, 24022.44)},
+        50_000: {"autodiff": (10.32, 117379.22), "analytic": (21.96, 117379.22),
+                 "finite-differences": (94.42, 117379.22), "xlogit": (13.25, 118751.42)},
+        100_000: {"autodiff": (16.14, 262236.97), "analytic": (23.21, 262236.97),
+                  "finite-differences": (81.69, 262236.97), "xlogit": (27.74, 264003.72)},
+    },
+    "j": {
+        20: {"autodiff": (0.96, 23812.98), "analytic": (1.73, 23812.98),
+             "finite-differences": (10.59, 23812.98), "xlogit": (2.28, 24022.44)},
+        100: {"autodiff": (5.37, 38418.69), "analytic": (10.54, 38418.69),
+              "finite-differences": (42.68, 38418.69), "xlogit": (11.4, 38943.93)},
+        500: {"autodiff": (30.27, 51974.99), "analytic": ("OOM", "OOM"),
+              "finite-differences": (186.53, 51974.99),
+              "xlogit": ("no convergence", "no convergence")},
+    },
+    "r": {
+        12: {"autodiff": (1.02, 23812.98), "analytic": (1.67, 23812.98),
+             "finite-differences": (10.22, 23812.98), "xlogit": (2.36, 24022.44)},
+        50: {"autodiff": (4.52, 23809.98), "analytic": (8.92, 23809.98),
+             "finite-differences": (28.37, 23809.98), "xlogit": (5.38, 23978.29)},
+        100: {"autodiff": (8.95, 23809.97),
+              "analytic": ("no convergence", "no convergence"),
+              "finite-differences": (53.62, 23809.97), "xlogit": (10.06, 23976.35)},
+    },
+}  # fmt: skip
+
+# Seed Table 4 (N=10k, J=21, R=12): solver -> method -> seconds.
+PAPER_TABLE4 = pd.DataFrame(
+    {
+        "autodiff": [0.96, 6.96, 2.69, 0.58, 2.00, 0.81],
+        "analytic": [1.73, 18.15, 6.75, 1.05, 4.87, 1.24],
+        "finite-differences": [10.59, 90.75, 47.84, 4.80, 35.00, 5.36],
+    },
+    index=pd.Index(["BFGS", "CG", "Newton-CG", "L-BFGS-B", "TNC", "SLSQP"], name="solver"),
+)
+
+
+def paper_table2(dim: str, what: str = "time") -> pd.DataFrame:
+    """The paper's Table 2 (``what="time"``) or Table 3 (``"neg_loglik"``) block for ``dim``."""
+    if dim not in _P2:
+        raise ValueError(f"dim must be one of {sorted(_P2)}, got {dim!r}")
+    k = {"time": 0, "neg_loglik": 1}[what]
+    frame = pd.DataFrame(
+        {v: {m: cell[k] for m, cell in row.items()} for v, row in _P2[dim].items()}
+    )
+    return frame.T.rename_axis(dim.upper())
+
+
+def load(*paths) -> pd.DataFrame:
+    """Records of one or more JSON Lines files as a flat DataFrame (provenance flattened)."""
+    rows = []
+    for path in paths:
+        for rec in read(path):
+            prov = rec.pop("provenance", {}) or {}
+            rec["cpu"] = prov.get("cpu")
+            rec["cores"] = prov.get("cores")
+            rec["gpu"] = prov.get("gpu")
+            rec["date"] = prov.get("date")
+            rec["git_commit"] = prov.get("git_commit")
+            rec["command"] = prov.get("command")
+            rec["jax_version"] = (prov.get("versions") or {}).get("jax")
+            rec["source"] = str(path)
+            rows.append(rec)
+    if not rows:
+        raise ValueError(f"no records in {paths}")
+    df = pd.DataFrame(rows)
+    df["method"] = [_method(r) for r in df.itertuples()]
+    return df
+
+
+def _method(r) -> str:
+    if r.kind == "xlogit":
+        return f"xlogit ({r.variant})"
+    if r.kind in ("pandas", "jax-loop"):
+        return r.label
+    return r.gradient
+
+
+def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct machine/commit/date/command behind the records."""
+    cols = ["source", "cpu", "cores", "gpu", "jax_version", "git_commit", "command"]
+    out = df.groupby(cols, dropna=False).agg(
+        records=("key", "size"), first=("date", "min"), last=("date", "max")
+    )
+    return out.reset_index()
+
+
+def cell(row) -> str:
+    """A table cell: the median fit time, or the failure (timed out, OOM, did not converge)."""
+    if row["status"] in ("ok",):
+        return f"{row['fit_s_median']:.3g}"
+    if row["status"] == "did not converge":
+        return f"{row['fit_s_median']:.3g} (not converged)"
+    return str(row.get("outcome", row["status"]))
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Our Table 1 beside the paper's, with the ratio of each row to the fastest."""
+    ours = df[df.suite == "table1"].copy()
+    ours["data"] = np.where(ours.kind == "pandas", "pandas", "jnp")
+    keys = ["data", "gradient", "jit_loglik", "jit_grad"]
+    out = ours[keys + ["fit_s_median", "compile_s", "nit", "nfev", "neg_loglik", "outcome"]]
+    out = out.merge(PAPER_TABLE1, on=keys, how="left")
+    out["x fastest (ours)"] = out["fit_s_median"] / out["fit_s_median"].min()
+    out["x fastest (paper)"] = out["paper time (s)"] / out["paper time (s)"].min()
+    return out.rename(
+        columns={"fit_s_median": "fit s (median)", "compile_s": "compile s", "neg_loglik": "-LL"}
+    ).set_index(keys)
+
+
+TABLE2_BASE = {"n": 10_000, "j": 20, "r": 12}
+
+
+def table2(df: pd.DataFrame, dim: str, value: str = "fit_s_median") -> pd.DataFrame:
+    """Our Table 2/3 block for ``dim`` (n, j or r): rows = values of dim, columns = methods.
+
+    ``value="cell"`` shows times with failures spelled out; any record column works too
+    (``"neg_loglik"``, ``"neg_loglik_common"``, ``"peak_rss_bytes"``, ...).
+    """
+    if dim not in TABLE2_BASE:
+        raise ValueError(f"dim must be one of n, j, r; got {dim!r}")
+    sub = df[df.suite == "table2"]
+    for other, base in TABLE2_BASE.items():
+        if other != dim:
+            sub = sub[sub[other] == base]
+    sub = sub.copy()
+    if value == "cell":
+        sub["cell"] = [cell(r) for _, r in sub.iterrows()]
+    return sub.pivot_table(index=dim, columns="method", values=value, aggfunc="first").rename_axis(
+        dim.upper()
+    )
+
+
+def table4(df: pd.DataFrame, value: str = "fit_s_median") -> pd.DataFrame:
+    """Our Table 4: solver x gradient method."""
+    sub = df[df.suite == "table4"].copy()
+    if value == "cell":
+        sub["cell"] = [cell(r) for _, r in sub.iterrows()]
+    return sub.pivot_table(index="solver", columns="gradient", values=value, aggfunc="first")
+
+
+def fastest_converged(df: pd.DataFrame, **where) -> pd.Series:
+    """The fastest converged record matching ``where`` (column=value pairs)."""
+    sub = df[df.status == "ok"]
+    for k, v in where.items():
+        sub = sub[sub[k] == v]
+    if sub.empty:
+        raise ValueError(f"no converged record matches {where}")
+    return sub.loc[sub["fit_s_median"].idxmin()]

@@ -1,0 +1,197 @@
+"""Run benchmark configurations in child processes, each with a time and a memory limit.
+
+A hang becomes ``"timed out after T s"``, a child above the memory limit (or
+killed by the kernel's out-of-memory killer) ``"out of memory"``; either way the
+run goes on with the next configuration. Every record is appended to the JSON
+Lines file the moment it is measured, and configurations already in the file
+are skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from .records import append, done_keys, fingerprint, jemalloc_path, now, provenance
+from .suites import Config
+
+GiB = 1024**3
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of process ``pid`` and its children, in bytes (0 if gone)."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+    except psutil.Error:
+        return 0
+
+
+def _skip(cfg: Config, has_gpu: bool) -> str | None:
+    if cfg.device == "gpu" and not has_gpu:
+        return "skipped: needs a GPU (none on this machine)"
+    if cfg.allocator == "jemalloc" and jemalloc_path() is None:
+        return "skipped: jemalloc not installed (Debian: apt-get install libjemalloc2)"
+    return None
+
+
+CHILD = (sys.executable, "-m", "mlejax_helpers.bench.child")
+
+
+def _watch(proc, timeout, memory_limit) -> tuple[dict | None, int]:
+    """Poll ``proc`` until it ends or breaks a limit; return ``(verdict or None, peak RSS)``."""
+    start, peak = time.monotonic(), 0
+    while proc.poll() is None:
+        peak = max(peak, _rss(proc.pid))
+        if time.monotonic() - start > timeout:
+            return {"status": "timed out", "outcome": f"timed out after {timeout:g} s"}, peak
+        if memory_limit and peak > memory_limit:
+            limit = f"{memory_limit / GiB:.3g} GiB"
+            return {
+                "status": "out of memory",
+                "outcome": f"out of memory: above the {limit} limit",
+            }, peak
+        time.sleep(0.05)
+    return None, peak
+
+
+def _verdict(cfg, returncode, stdout, stderr) -> dict:
+    """The record fields of a child that ended by itself."""
+    result = next(
+        (json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("RESULT ")), None
+    )
+    if result is None:
+        if returncode in (-9, 137) or "RESOURCE_EXHAUSTED" in stderr:
+            how = "killed by signal 9" if returncode in (-9, 137) else "XLA RESOURCE_EXHAUSTED"
+            return {"status": "out of memory", "outcome": f"out of memory: {how}"}
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": "error", "outcome": f"error (exit {returncode}): {tail}"}
+    if result.get("status") == "ok":
+        result["outcome"] = "converged" if cfg.kind != "evaluation" else "measured"
+    elif result.get("status") == "did not converge":
+        result["outcome"] = f"did not converge: {result.get('message')}"
+    else:
+        result.setdefault("outcome", result.get("status", "error"))
+    return result
+
+
+def run_one(
+    cfg: Config,
+    *,
+    timeout: float = 600,
+    memory_limit: float | None = None,
+    repeats: int = 3,
+    common_draws: int = 200,
+    has_gpu: bool = False,
+    child=CHILD,
+) -> dict:
+    """Measure one configuration in a child process (command ``child``) and return its fields.
+
+    The child is killed whatever happens in the parent, an interrupt included.
+    """
+    reason = _skip(cfg, has_gpu)
+    if reason:
+        return {"status": "skipped", "outcome": reason}
+    env = os.environ.copy()
+    env["PYTHONUNBUFFERED"] = "1"
+    if cfg.allocator == "jemalloc":
+        env["LD_PRELOAD"] = jemalloc_path()
+    request = json.dumps(
+        {"config": cfg.to_dict(), "repeats": repeats, "common_draws": common_draws}
+    )
+    start = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            list(child), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, text=True
+        )
+        try:
+            try:
+                proc.stdin.write(request)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the child ended before reading its request; its output says why
+            killed, peak = _watch(proc, timeout, memory_limit)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        wall = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if killed:
+        return {**killed, "peak_rss_bytes": peak, "wall_s": wall}
+    result = _verdict(cfg, proc.returncode, stdout, stderr)
+    result.update(wall_s=wall, peak_rss_bytes_parent_view=peak)
+    return result
+
+
+def run(
+    configs,
+    out,
+    *,
+    timeout=600,
+    memory_limit=None,
+    repeats=3,
+    common_draws=200,
+    progress=True,
+    command=None,
+    retry_failed=False,
+    child=CHILD,
+) -> list[dict]:
+    """Run every configuration not yet in ``out`` for this machine and these settings; append
+    each record at once; return them. An interrupt records the configuration it stopped as
+    ``"interrupted"`` before it propagates."""
+    prov = provenance(command)
+    fp = fingerprint(prov, repeats=repeats, common_draws=common_draws)
+    done = done_keys(out, fp, retry_failed=retry_failed)
+    todo = [c for c in configs if c.key not in done]
+    has_gpu = prov["gpu"] is not None
+    records = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="config", desc="benchmark")
+    for cfg in todo:
+        if bar is not None:
+            bar.set_postfix_str(f"{cfg.suite}: {cfg.label} N={cfg.n} J={cfg.j} R={cfg.r}")
+        settings = {"repeats": repeats, "common_draws": common_draws, "timeout_s": timeout}
+        base = {"key": cfg.key, "label": cfg.label, **cfg.to_dict(), **settings}
+        try:
+            result = run_one(
+                cfg,
+                timeout=timeout,
+                memory_limit=memory_limit,
+                repeats=repeats,
+                common_draws=common_draws,
+                has_gpu=has_gpu,
+                child=child,
+            )
+        except KeyboardInterrupt:
+            stop = {"status": "interrupted", "outcome": "interrupted: the run was stopped"}
+            append(
+                out, {**base, **stop, "measured_at": now(), "fingerprint": fp, "provenance": prov}
+            )
+            raise
+        record = {
+            **base,
+            **result,
+            "measured_at": now(),
+            "fingerprint": fp,
+            "allocator_preload": jemalloc_path() if cfg.allocator == "jemalloc" else None,
+            "provenance": prov,
+        }
+        append(out, record)
+        records.append(record)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return records

@@ -1,0 +1,201 @@
+"""The benchmark suites: each is a list of :class:`Config`, one per measured row.
+
+Every scipy configuration gets the same data (seed), draws, start
+(``THETA_START``) and stopping rule (``gtol`` on the gradient of the *average*
+negative log-likelihood), so rows differ only in what they name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+BASE = {"n": 10_000, "j": 20, "r": 12}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark row.
+
+    ``kind``: ``"mlejax"`` (``mixed_logit.fit``), ``"pandas"`` (finite differences
+    on the pandas likelihood), ``"xlogit"`` (``variant`` "defaults" or "ours":
+    our start with L-BFGS-B) or ``"jax-loop"`` (the whole BFGS loop jitted,
+    ``jax.scipy.optimize.minimize``) or ``"evaluation"`` (no fit: the median time
+    of one jitted evaluation of the value and of each gradient). ``allocator`` is
+    "default" or "jemalloc" (``LD_PRELOAD`` in the child). Rows with ``device="gpu"``
+    are skipped on a machine without a GPU.
+    """
+
+    suite: str
+    kind: str
+    n: int
+    j: int
+    r: int
+    gradient: str = "autodiff"
+    jit_loglik: bool = True
+    jit_grad: bool = True
+    solver: str = "BFGS"
+    init: str = "identity"
+    variant: str = ""
+    draws: str = "pseudo"
+    seed: int = 0
+    gtol: float = 1e-6
+    allocator: str = "default"
+    device: str = "any"
+    note: str = field(default="", compare=False)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "xlogit":
+            return f"xlogit ({self.variant})"
+        if self.kind == "pandas":
+            return "pandas, finite differences"
+        if self.kind == "jax-loop":
+            return "jax.scipy BFGS, whole loop jitted"
+        if self.kind == "evaluation":
+            return f"one evaluation each ({self.allocator} allocator)"
+        jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
+            (self.jit_loglik, self.jit_grad), "no jit"
+        )
+        extra = f", init {self.init}" if self.init != "identity" else ""
+        return f"{self.gradient}, {jit}, {self.solver}{extra}"
+
+    @property
+    def key(self) -> str:
+        """A stable hash of every field that changes what is measured."""
+        d = asdict(self)
+        d.pop("note")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ml(suite, n=BASE["n"], j=BASE["j"], r=BASE["r"], **kw):
+    return Config(suite, "mlejax", n, j, r, **kw)
+
+
+def table1():
+    """Seed Table 1: gradient method x jit of the log-likelihood x jit of the gradient."""
+    rows = [
+        _ml("table1", gradient="finite-differences", jit_loglik=f, jit_grad=False)
+        for f in (False, True)
+    ]
+    for g in ("analytic", "autodiff"):
+        rows += [
+            _ml("table1", gradient=g, jit_loglik=f, jit_grad=gr)
+            for f in (False, True)
+            for gr in (False, True)
+        ]
+    rows.append(
+        Config(
+            "table1",
+            "pandas",
+            BASE["n"],
+            BASE["j"],
+            BASE["r"],
+            gradient="finite-differences",
+            jit_loglik=False,
+            jit_grad=False,
+        )
+    )
+    return rows
+
+
+TABLE2_SIZES = [
+    (10_000, 20, 12),
+    (50_000, 20, 12),
+    (100_000, 20, 12),
+    (10_000, 100, 12),
+    (10_000, 500, 12),
+    (10_000, 20, 50),
+    (10_000, 20, 100),
+]
+
+
+def table2():
+    """Seed Tables 2-3: vary N, J and R; three gradient methods plus xlogit twice."""
+    rows = []
+    for n, j, r in TABLE2_SIZES:
+        rows += [
+            _ml("table2", n, j, r, gradient=g)
+            for g in ("finite-differences", "analytic", "autodiff")
+        ]
+        rows += [Config("table2", "xlogit", n, j, r, variant=v) for v in ("defaults", "ours")]
+    return rows
+
+
+def table4():
+    """Seed Table 4: six scipy solvers x three gradient methods.
+
+    Newton-CG with finite differences is left out: ``fit`` rejects it, since its
+    Hessian-vector products would be differences of a differenced gradient.
+    """
+    return [
+        _ml("table4", gradient=g, solver=s)
+        for s in ("BFGS", "CG", "Newton-CG", "L-BFGS-B", "TNC", "SLSQP")
+        for g in ("finite-differences", "analytic", "autodiff")
+        if not (s == "Newton-CG" and g == "finite-differences")
+    ]
+
+
+def beyond():
+    """Past the seed: fused gradients, BHHH start, second order, whole loop jitted, allocators."""
+    rows = []
+    for alloc in ("default", "jemalloc"):
+        rows += [
+            _ml("beyond", gradient="autodiff-fused", allocator=alloc),
+            _ml("beyond", gradient="analytic-fused", allocator=alloc),
+            _ml("beyond", gradient="autodiff-fused", init="bhhh", allocator=alloc),
+            _ml("beyond", gradient="analytic-fused", init="bhhh", allocator=alloc),
+            Config(
+                "beyond", "xlogit", BASE["n"], BASE["j"], BASE["r"], variant="ours", allocator=alloc
+            ),
+            Config(
+                "beyond",
+                "xlogit",
+                BASE["n"],
+                BASE["j"],
+                BASE["r"],
+                variant="ours-bfgs",
+                allocator=alloc,
+            ),
+            Config("beyond", "evaluation", BASE["n"], BASE["j"], BASE["r"], allocator=alloc),
+        ]
+    rows += [
+        _ml("beyond", gradient="autodiff-fused", solver="trust-krylov"),
+        _ml("beyond", gradient="autodiff-fused", solver="Newton-CG"),
+        Config("beyond", "jax-loop", BASE["n"], BASE["j"], BASE["r"], gradient="autodiff"),
+        _ml("beyond", 1_000_000, 20, 12, gradient="analytic-fused", init="bhhh", device="gpu"),
+    ]
+    for n, j, r in TABLE2_SIZES[1:]:
+        rows.append(_ml("beyond", n, j, r, gradient="analytic-fused", init="bhhh"))
+    return rows
+
+
+def smoke():
+    """A few seconds: what the tests run."""
+    small = {"n": 300, "j": 5, "r": 5}
+    return [
+        Config("smoke", "mlejax", **small, gradient="autodiff-fused"),
+        Config("smoke", "mlejax", **small, gradient="analytic", init="identity"),
+        Config("smoke", "mlejax", **small, gradient="finite-differences"),
+        Config("smoke", "xlogit", **small, variant="ours"),
+    ]
+
+
+SUITES = {"table1": table1, "table2": table2, "table4": table4, "beyond": beyond, "smoke": smoke}
+
+
+def configs_for(names) -> list[Config]:
+    """Configurations of the named suites, in order (``"all"`` = every suite but smoke)."""
+    out = []
+    for name in names:
+        if name == "all":
+            out += [c for s in ("table1", "table2", "table4", "beyond") for c in SUITES[s]()]
+        elif name in SUITES:
+            out += SUITES[name]()
+        else:
+            raise ValueError(f"unknown suite {name!r}; choose from {sorted(SUITES)} or 'all'")
+    return out

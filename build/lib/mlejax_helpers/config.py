@@ -1,0 +1,77 @@
+"""The book's one size knob and its float64 set-up.
+
+Every notebook asks :func:`pick` for its problem sizes and repeat counts, so a
+single environment variable decides how much work a run does:
+
+``MLEJAX_SIZE=small``
+    what the test-suite uses: every cell runs, on tiny problems, in seconds.
+``MLEJAX_SIZE=full`` (the default)
+    the sizes a reader should see, used by the site build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SIZE_ENV = "MLEJAX_SIZE"
+SIZES = ("small", "full")
+DEFAULT_SIZE = "full"
+
+
+def size() -> str:
+    """Return the current size, ``"small"`` or ``"full"``, from ``$MLEJAX_SIZE``."""
+    value = os.environ.get(SIZE_ENV, DEFAULT_SIZE).strip().lower() or DEFAULT_SIZE
+    if value not in SIZES:
+        raise ValueError(f"{SIZE_ENV} must be one of {SIZES}, got {value!r}")
+    return value
+
+
+def pick(small, full):
+    """Return ``small`` when the book runs small (tests), else ``full``."""
+    return small if size() == "small" else full
+
+
+def enable_x64() -> None:
+    """Switch JAX to float64 by default (call before creating any array).
+
+    Maximum likelihood needs it: a log-likelihood summed over 10^4 observations
+    is of order 10^4, and float32 carries about 7 significant digits, so changes
+    in the last 10^-3 of the objective -- exactly where an optimiser decides it
+    has converged -- are lost in round-off.
+    """
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+ROOT_ENV = "MLEJAX_ROOT"
+
+
+def book_root(start=None) -> Path:
+    """The book's root folder (the one holding ``_toc.yml``).
+
+    ``$MLEJAX_ROOT`` if set, else the first folder holding ``_toc.yml`` from
+    ``start`` (default: the working directory) upwards. It is found from where
+    you run, never from where the package is installed, so a normal
+    (non-editable) install works from a clone. Raises ``FileNotFoundError``
+    saying how to point at it.
+    """
+    if os.environ.get(ROOT_ENV):
+        root = Path(os.environ[ROOT_ENV]).expanduser().resolve()
+        if not (root / "_toc.yml").is_file():
+            raise FileNotFoundError(f"${ROOT_ENV}={root} holds no _toc.yml: not the book's root")
+        return root
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here.resolve(), *here.resolve().parents):
+        if (folder / "_toc.yml").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no _toc.yml in {here} or above: run from inside a clone of the book, "
+        f"or set ${ROOT_ENV} to the clone's folder"
+    )
+
+
+def results_dir(start=None) -> Path:
+    """The book's stored benchmark records: ``book_root(start) / "results"``."""
+    return book_root(start) / "results"

@@ -1,0 +1,102 @@
+r"""The mixed logit model estimated by simulated maximum likelihood.
+
+Consumer :math:`i = 1..N` chooses one of :math:`J` apartments or the outside
+option :math:`j = 0` (utility 0). With standard normal draws :math:`z_{ir}`,
+:math:`r = 1..R`,
+
+.. math::
+
+    V_{ijr} = b_0 + b_1\,\mathrm{log\_sqft}_{ij} + b_2\,\mathrm{bath}_{ij}
+              + b_3\,\mathrm{bath}_{ij}\,\mathrm{fam}_i
+              + (\mu + \sigma z_{ir})\,\mathrm{outdoor}_{ij},
+
+the simulated choice probability is
+:math:`\check P_i = \frac1R \sum_r e^{V_{i y_i r}} / (1 + \sum_k e^{V_{ikr}})`, and the
+objective is :math:`-\sum_i \log \check P_i`. Parameters
+:math:`\theta = (b_0, b_1, b_2, b_3, \mu, \sigma)`, in that order.
+
+Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
+(JAX, NumPy and pandas likelihoods, analytic scores), :mod:`.estimate`
+(``fit`` and standard errors), :mod:`.xlogit_bridge` (the same model in xlogit).
+
+**float64.** Importing this package switches JAX to float64
+(``jax_enable_x64``) for the whole process, because maximum likelihood in
+float32 stops short of the optimum (chapter 3 shows it). Every estimation
+function also checks that float64 is still on when it runs, and raises a
+``RuntimeError`` that says how to switch it back on if it is not.
+"""
+
+from ..config import enable_x64
+from .data import (
+    PARAM_NAMES,
+    THETA_TRUE,
+    MixedLogitData,
+    check_theta,
+    make_data,
+    make_draws,
+    simulate,
+    with_draws,
+)
+from .estimate import (
+    GRADIENTS,
+    METHODS,
+    THETA_START,
+    FitResult,
+    fit,
+    fit_jax_loop,
+    fit_pandas,
+    standard_errors,
+)
+from .likelihood import (
+    default_chunk,
+    grad_analytic,
+    grad_analytic_numpy,
+    neg_loglik,
+    neg_loglik_chunked,
+    neg_loglik_numpy,
+    neg_loglik_on_draws,
+    neg_loglik_pandas,
+    scores_analytic,
+    scores_analytic_chunked,
+    scores_analytic_numpy,
+    scores_autodiff,
+    to_long_dataframe,
+    value_and_grad_analytic,
+    value_and_grad_analytic_chunked,
+)
+
+enable_x64()  # see "float64" above: every estimation path computes in float64
+
+__all__ = [
+    "GRADIENTS",
+    "METHODS",
+    "THETA_START",
+    "fit_jax_loop",
+    "fit_pandas",
+    "default_chunk",
+    "neg_loglik_chunked",
+    "value_and_grad_analytic_chunked",
+    "PARAM_NAMES",
+    "THETA_TRUE",
+    "FitResult",
+    "MixedLogitData",
+    "check_theta",
+    "fit",
+    "grad_analytic",
+    "grad_analytic_numpy",
+    "make_data",
+    "make_draws",
+    "neg_loglik",
+    "neg_loglik_numpy",
+    "neg_loglik_on_draws",
+    "neg_loglik_pandas",
+    "scores_analytic",
+    "scores_analytic_chunked",
+    "scores_analytic_numpy",
+    "scores_autodiff",
+    "simulate",
+    "standard_errors",
+    "to_long_dataframe",
+    "value_and_grad_analytic",
+    "with_draws",
+]

@@ -1,0 +1,265 @@
+r"""Simulated log-likelihood of the mixed logit, its analytic scores, in JAX, NumPy and pandas.
+
+The JAX and NumPy versions share one implementation written against an array
+module ``xp`` (``jax.numpy`` or ``numpy``), so they cannot drift apart. Every
+array they build is at most ``(N, J, R)``; the scores contract over ``j``
+before touching the ``K = 6`` parameters, so nothing of shape ``(N, J, R, K)``
+is ever formed.
+
+Analytic score of consumer ``i`` (Train 2009, ch. 10): with
+:math:`L_{ijr}` the logit probability of ``j`` under draw ``r``,
+:math:`d_{ijr} = \partial V_{ijr}/\partial\theta`,
+:math:`\bar d_{ir} = \sum_k L_{ikr} d_{ikr}` and posterior draw weights
+:math:`\omega_{ir} = L_{i y_i r} / \sum_s L_{i y_i s}`,
+
+.. math::
+
+    s_i = \partial \log \check P_i / \partial\theta
+        = \sum_r \omega_{ir}\,(d_{i y_i r} - \bar d_{ir}).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+import numpy as np
+import pandas as pd
+import scipy.special as sp
+
+from .._validate import as_float_array, positive_int
+from ..derivatives import per_observation_scores
+from .data import MixedLogitData, check_data, check_theta, theta_arg
+
+_BACKENDS = {"jax": (jnp, jsp.logsumexp), "numpy": (np, sp.logsumexp)}
+
+
+def _features(data, xp):
+    """``(N, J, 5)`` regressors with fixed coefficients: 1, log_sqft, bath, bath*fam, outdoor."""
+    ones = xp.ones_like(data.log_sqft)
+    bath_fam = data.bathrooms * data.family_size[:, None]
+    return xp.stack([ones, data.log_sqft, data.bathrooms, bath_fam, data.outdoor], axis=-1)
+
+
+def _chosen_log_probs(theta, data, xp, lse):
+    """Per-draw log probability of the chosen option ``(N, R)``, plus ``V`` and log-denominator."""
+    b = theta[:4]
+    mu, sigma = theta[4], theta[5]
+    xb = b[0] + b[1] * data.log_sqft + b[2] * data.bathrooms
+    xb = xb + b[3] * data.bathrooms * data.family_size[:, None]
+    taste = mu + sigma * data.draws  # (N, R)
+    v = xb[:, :, None] + data.outdoor[:, :, None] * taste[:, None, :]  # (N, J, R)
+    n, _, r = v.shape
+    log_denom = lse(xp.concatenate([xp.zeros((n, 1, r)), v], axis=1), axis=1)  # outside: V = 0
+    idx = xp.clip(data.choice - 1, 0, v.shape[1] - 1)[:, None, None]
+    v_chosen = xp.take_along_axis(v, idx, axis=1)[:, 0, :]
+    v_chosen = xp.where((data.choice > 0)[:, None], v_chosen, 0.0)
+    return v_chosen - log_denom, v, log_denom
+
+
+def _log_p(theta, data, xp, lse):
+    log_l, _, _ = _chosen_log_probs(theta, data, xp, lse)
+    return lse(log_l, axis=1) - xp.log(log_l.shape[1])  # (N,)
+
+
+def _value_and_scores(theta, data, xp, lse):
+    """``(log P_i, s_i)``: per-consumer log probabilities ``(N,)`` and scores ``(N, 6)``."""
+    log_l, v, log_denom = _chosen_log_probs(theta, data, xp, lse)
+    log_sum = lse(log_l, axis=1)  # (N,)
+    probs = xp.exp(v - log_denom[:, None, :])  # (N, J, R) inside options
+    omega = xp.exp(log_l - log_sum[:, None])  # (N, R), rows sum to 1
+    feats = _features(data, xp)  # (N, J, 5)
+    dbar = xp.einsum("njr,njk->nrk", probs, feats, optimize=True)  # (N, R, 5)
+    idx = xp.clip(data.choice - 1, 0, feats.shape[1] - 1)[:, None, None]
+    chosen = xp.take_along_axis(feats, idx, axis=1)[:, 0, :]
+    chosen = xp.where((data.choice > 0)[:, None], chosen, 0.0)  # (N, 5)
+    a = chosen[:, None, :] - dbar  # (N, R, 5)
+    s_fixed = xp.einsum("nr,nrk->nk", omega, a, optimize=True)
+    s_sigma = xp.einsum("nr,nr->n", omega * data.draws, a[:, :, 4])
+    scores = xp.concatenate([s_fixed, s_sigma[:, None]], axis=1)  # (N, 6)
+    return log_sum - xp.log(log_l.shape[1]), scores
+
+
+def _scores(theta, data, xp, lse):
+    return _value_and_scores(theta, data, xp, lse)[1]
+
+
+def neg_loglik(theta, data: MixedLogitData):
+    """Negative simulated log-likelihood ``-sum_i log P_i`` in ``jax.numpy`` (jit-able).
+
+    ``theta`` has shape ``(6,)``; ``data`` is a :class:`MixedLogitData`.
+    Overflow-safe: every exponential goes through ``logsumexp``.
+    """
+    theta, data = theta_arg(theta), check_data(data)
+    return -jnp.sum(_log_p(theta, data, *_BACKENDS["jax"]))
+
+
+def neg_loglik_numpy(theta, data: MixedLogitData) -> float:
+    """The same negative simulated log-likelihood in NumPy."""
+    theta, data = check_theta(theta), check_data(data)
+    return -float(np.sum(_log_p(theta, data, *_BACKENDS["numpy"])))
+
+
+def scores_analytic(theta, data: MixedLogitData):
+    """Per-consumer scores ``d log P_i / d theta``, shape ``(N, 6)``, in ``jax.numpy``."""
+    return _scores(theta_arg(theta), check_data(data), *_BACKENDS["jax"])
+
+
+def scores_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
+    """Per-consumer scores, shape ``(N, 6)``, in NumPy."""
+    return _scores(check_theta(theta), check_data(data), *_BACKENDS["numpy"])
+
+
+def grad_analytic(theta, data: MixedLogitData):
+    """Analytic gradient of :func:`neg_loglik`, shape ``(6,)``, in ``jax.numpy``."""
+    return -jnp.sum(scores_analytic(theta, data), axis=0)
+
+
+def grad_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
+    """Analytic gradient of :func:`neg_loglik_numpy`, shape ``(6,)``, in NumPy."""
+    return -np.sum(scores_analytic_numpy(theta, data), axis=0)
+
+
+def value_and_grad_analytic(theta, data: MixedLogitData):
+    """``(neg_loglik, grad_analytic)`` in one ``jax.numpy`` pass: the fused analytic gradient."""
+    theta, data = theta_arg(theta), check_data(data)
+    log_p, scores = _value_and_scores(theta, data, *_BACKENDS["jax"])
+    return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
+
+
+CHUNK_ELEMENTS = 2**22  # about 4 million (consumer, option, draw) elements per chunk
+
+
+def _rows(data):
+    return (data.log_sqft, data.bathrooms, data.family_size, data.outdoor, data.choice, data.draws)
+
+
+def _one_consumer(row):
+    """A :class:`MixedLogitData` holding the single consumer ``row`` (no leading axis)."""
+    log_sqft, bathrooms, family_size, outdoor, choice, draws = row
+    return MixedLogitData(
+        log_sqft[None],
+        bathrooms[None],
+        family_size[None],
+        outdoor[None],
+        choice[None],
+        draws[None],
+        jnp.zeros(6),
+    )
+
+
+def default_chunk(data) -> int | None:
+    """Consumers per chunk so that one chunk holds about ``CHUNK_ELEMENTS`` elements, or
+    ``None`` when the whole ``(N, J, R)`` array is no larger than that."""
+    n, j, r = data.shape
+    if n * j * r <= CHUNK_ELEMENTS:
+        return None
+    return max(1, CHUNK_ELEMENTS // (j * r))
+
+
+def neg_loglik_chunked(theta, data, chunk: int):
+    """:func:`neg_loglik` computed ``chunk`` consumers at a time (``jax.lax.map``).
+
+    Memory is bounded by ``chunk * J * R`` elements, for the value and, because the
+    per-consumer computation is wrapped in ``jax.checkpoint`` (recomputed in the
+    backward pass instead of stored), for its reverse-mode gradient too.
+    """
+    theta, data, chunk = theta_arg(theta), check_data(data), positive_int(chunk, "chunk")
+    one = jax.checkpoint(lambda th, row: _log_p(th, _one_consumer(row), jnp, jsp.logsumexp)[0])
+    log_p = jax.lax.map(lambda row: one(theta, row), _rows(data), batch_size=chunk)
+    return -jnp.sum(log_p)
+
+
+def _value_and_scores_chunked(theta, data, chunk):
+    theta, data, chunk = theta_arg(theta), check_data(data), positive_int(chunk, "chunk")
+
+    def one(row):
+        log_p, scores = _value_and_scores(theta, _one_consumer(row), jnp, jsp.logsumexp)
+        return log_p[0], scores[0]
+
+    return jax.lax.map(one, _rows(data), batch_size=chunk)
+
+
+def value_and_grad_analytic_chunked(theta, data, chunk: int):
+    """:func:`value_and_grad_analytic` computed ``chunk`` consumers at a time."""
+    log_p, scores = _value_and_scores_chunked(theta, data, chunk)
+    return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
+
+
+def scores_analytic_chunked(theta, data, chunk: int):
+    """:func:`scores_analytic` (shape ``(N, 6)``) computed ``chunk`` consumers at a time."""
+    return _value_and_scores_chunked(theta, data, chunk)[1]
+
+
+def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) -> float:
+    """Negative simulated log-likelihood of ``theta`` on other ``draws`` ``(N, R')``.
+
+    Used to compare estimates fairly: every estimate is evaluated on one common
+    large-``R'`` draw set. Works through the draws ``chunk`` columns at a time so
+    memory stays at ``N * J * chunk`` floats (NumPy).
+    """
+    theta, data = check_theta(theta), check_data(data)
+    draws = as_float_array(draws, "draws", shape=(data.shape[0], None))
+    chunk = positive_int(chunk, "chunk")
+    pieces = [
+        _chosen_log_probs(theta, data._replace(draws=draws[:, s : s + chunk]), np, sp.logsumexp)[0]
+        for s in range(0, draws.shape[1], chunk)
+    ]
+    log_l = np.concatenate(pieces, axis=1)
+    return -float(np.sum(sp.logsumexp(log_l, axis=1) - np.log(log_l.shape[1])))
+
+
+def to_long_dataframe(data: MixedLogitData) -> pd.DataFrame:
+    """One row per (consumer, option), the outside option as option 0 with all-zero attributes."""
+    n, j, _ = check_data(data).shape
+    zeros = np.zeros((n, 1))
+    return pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n), j + 1),
+            "alt": np.tile(np.arange(j + 1), n),
+            "inside": np.tile(np.r_[0.0, np.ones(j)], n),
+            "log_sqft": np.hstack([zeros, data.log_sqft]).ravel(),
+            "bathrooms": np.hstack([zeros, data.bathrooms]).ravel(),
+            "family_size": np.repeat(data.family_size, j + 1),
+            "outdoor": np.hstack([zeros, data.outdoor]).ravel(),
+            "chosen": (np.arange(j + 1)[None, :] == data.choice[:, None]).astype(float).ravel(),
+        }
+    )
+
+
+def neg_loglik_pandas(theta, df: pd.DataFrame, draws) -> float:
+    """The negative simulated log-likelihood, written as a first attempt with pandas would be.
+
+    ``df`` comes from :func:`to_long_dataframe`; ``draws`` is ``(N, R)``. Loops
+    over draws, computes utilities column by column, and normalises with a
+    ``groupby``. Correct, and slow: a teaching foil, never an optimiser's objective.
+    """
+    b0, b1, b2, b3, mu, sigma = check_theta(theta)
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a DataFrame from to_long_dataframe, got {type(df).__name__}")
+    draws = as_float_array(draws, "draws", shape=(int(df["id"].nunique()), None))
+    prob_chosen = pd.Series(0.0, index=pd.RangeIndex(draws.shape[0]))
+    for r in range(draws.shape[1]):
+        df = df.assign(z=df["id"].map(pd.Series(draws[:, r])))
+        v = df["inside"] * (
+            b0
+            + b1 * df["log_sqft"]
+            + b2 * df["bathrooms"]
+            + b3 * df["bathrooms"] * df["family_size"]
+            + (mu + sigma * df["z"]) * df["outdoor"]
+        )
+        df = df.assign(expv=np.exp(v))
+        df = df.assign(prob=df["expv"] / df.groupby("id")["expv"].transform("sum"))
+        prob_chosen += df.loc[df["chosen"] == 1].set_index("id")["prob"]
+    return -float(np.sum(np.log(prob_chosen / draws.shape[1])))
+
+
+def _log_p_one(theta, *row):
+    """``log P_i`` of a single consumer (one row of each array), for ``vmap``."""
+    return _log_p(theta, _one_consumer(row), jnp, jsp.logsumexp)[0]
+
+
+def scores_autodiff(theta, data: MixedLogitData):
+    """Per-consumer scores ``(N, 6)`` by ``vmap`` of ``jax.grad`` over consumers."""
+    theta, data = check_theta(theta), check_data(data)
+    return per_observation_scores(_log_p_one, theta, *_rows(data))

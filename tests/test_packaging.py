@@ -1,0 +1,79 @@
+"""The package as a researcher installs it: a normal (non-editable) install, outside a clone."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+import mlejax_helpers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+OUTSIDE = """
+import importlib.metadata, os
+import mlejax_helpers, mlejax_helpers.mixed_logit as ml
+from mlejax_helpers import config
+assert "site" in mlejax_helpers.__file__ or os.environ["TARGET"] in mlejax_helpers.__file__
+assert importlib.metadata.version("mlejax-helpers") == mlejax_helpers.__version__
+r = ml.fit(ml.simulate(300, 4, 5))
+assert r.success, r.message
+try:
+    config.results_dir()
+except FileNotFoundError as err:
+    assert "MLEJAX_ROOT" in str(err)
+else:
+    raise AssertionError("found a book root outside any clone")
+os.environ["MLEJAX_ROOT"] = os.environ["BOOK"]
+assert (config.results_dir() / "bench-cpu.jsonl").is_file()
+print("installed package works")
+"""
+
+
+@pytest.mark.slow
+def test_a_normal_install_works_outside_the_clone(tmp_path):
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run(
+        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+    )
+    wheel = next(wheels.glob("mlejax_helpers-*.whl"))
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    env = {"PYTHONPATH": str(target), "TARGET": str(target), "BOOK": str(ROOT), "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", OUTSIDE], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "installed package works" in out.stdout, out.stderr[-3000:]
+
+
+def test_the_version_is_written_once():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in meta and "version" in meta["dynamic"]
+    assert mlejax_helpers.__version__.count(".") == 2
+
+
+def test_every_imported_package_is_declared():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        d.split(">")[0].split("<")[0].split("=")[0].strip().lower()
+        for d in meta["dependencies"] + sum(meta["optional-dependencies"].values(), [])
+    }
+    imported = set()
+    for path in (ROOT / "mlejax_helpers").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if len(words) > 1 and words[0] in ("import", "from") and not words[1].startswith("."):
+                imported.add(words[1].split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"mlejax_helpers"}
+    names = {"yaml": "pyyaml"}
+    missing = {m for m in third_party if names.get(m, m) not in declared}
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_the_license_file_matches_the_declared_licence():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["license"]["text"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")

@@ -41,11 +41,6 @@ def himmelblau(x):
     return (x[0] ** 2 + x[1] - 11) ** 2 + (x[0] + x[1] ** 2 - 7) ** 2
 
 
-def log_cosh(x):
-    r"""A convex but not strongly convex function: :math:`\sum_i \log\cosh x_i`."""
-    return jnp.sum(jnp.log(jnp.cosh(x)), axis=0)
-
-
 @dataclass(frozen=True)
 class PSDCheck:
     """Outcome of :func:`check_psd`; ``bool(result)`` is ``result.ok``."""

@@ -1,5 +1,6 @@
 """The package as a researcher installs it: a normal (non-editable) install, outside a clone."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,14 @@ print("installed package works")
 
 @pytest.mark.slow
 def test_a_normal_install_works_outside_the_clone(tmp_path):
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    wheels, target, src = tmp_path / "wheels", tmp_path / "site", tmp_path / "src"
+    src.mkdir()  # build from a copy, so the build leaves no build/ folder in the clone
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "mlejax_helpers", src / "mlejax_helpers")
     pip = [sys.executable, "-m", "pip", "-q"]
     subprocess.run(
-        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
         check=True,
         cwd=tmp_path,
     )

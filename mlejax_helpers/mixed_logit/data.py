@@ -176,4 +176,4 @@ def simulate(
 
 def with_draws(data: MixedLogitData, n_draws: int, kind: str = "pseudo", seed: int = 0):
     """The same data with new estimation draws of shape ``(N, n_draws)``."""
-    return data._replace(draws=make_draws(data.shape[0], n_draws, kind, seed))
+    return check_data(data)._replace(draws=make_draws(data.shape[0], n_draws, kind, seed))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from .._validate import positive_int, positive_number
+from .._validate import as_float_array, positive_int, positive_number
 from ..derivatives import hvp
 from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta, require_x64
 from .likelihood import (
@@ -368,7 +368,7 @@ def bhhh_inverse(scores) -> np.ndarray:
     Hessian is ``S'S / N``; its inverse is returned symmetrised, so scipy's
     positive-definiteness check accepts it.
     """
-    s = np.asarray(scores, dtype=float)
+    s = as_float_array(scores, "scores", ndim=2)
     h = np.linalg.inv(s.T @ s / s.shape[0])
     return 0.5 * (h + h.T)
 

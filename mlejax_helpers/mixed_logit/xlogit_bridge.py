@@ -24,14 +24,15 @@ import time
 
 import numpy as np
 
-from .data import MixedLogitData, check_theta
+from .._validate import positive_int
+from .data import MixedLogitData, check_data, check_theta
 
 VARNAMES = ["const", "log_sqft", "bathrooms", "bath_x_fam", "outdoor"]
 
 
 def to_xlogit_long(data: MixedLogitData):
     """Return ``X (N*(J+1), 5), y (N*(J+1),), ids, alts`` in xlogit's long format."""
-    n, j, _ = data.shape
+    n, j, _ = check_data(data).shape
     zeros = np.zeros((n, 1))
     inside = np.hstack([zeros, np.ones((n, j))])
     bath = np.hstack([zeros, data.bathrooms])
@@ -88,7 +89,7 @@ def fit_xlogit(
             alts=alts,
             ids=ids,
             randvars={"outdoor": "n"},
-            n_draws=n_draws or data.shape[2],
+            n_draws=data.shape[2] if n_draws is None else positive_int(n_draws, "n_draws"),
             halton=halton,
             random_state=random_state,
             optim_method=optim_method,

@@ -88,6 +88,10 @@ def check_dual(dual_cls, sin=None) -> CheckResult:
         "a * 3.0": (lambda a, b: a * 3.0, 3 * a_val, 3 * a_dot),
         "2.0 + a": (lambda a, b: 2.0 + a, 2 + a_val, a_dot),
         "1.0 - a": (lambda a, b: 1.0 - a, 1 - a_val, -a_dot),
+        "a + 1.0": (lambda a, b: a + 1.0, a_val + 1, a_dot),
+        "a - 1.0": (lambda a, b: a - 1.0, a_val - 1, a_dot),
+        "a / 2.0": (lambda a, b: a / 2.0, a_val / 2, a_dot / 2),
+        "2.0 / a": (lambda a, b: 2.0 / a, 2 / a_val, -2 * a_dot / a_val**2),
     }
     if sin is not None:
         cases["sin(a)"] = (lambda a, b: sin(a), np.sin(a_val), np.cos(a_val) * a_dot)

@@ -48,6 +48,7 @@ class PSDCheck:
     ok: bool
     eigenvalues: np.ndarray
     reason: str
+    definite: bool = False  # every eigenvalue above the tolerance: positive definite
 
     def __bool__(self) -> bool:
         return self.ok
@@ -76,8 +77,9 @@ def check_psd(h, tol: float = 1e-10) -> PSDCheck:
             eig,
             f"not PSD: smallest eigenvalue {eig[0]:.4g} < 0 along direction {direction}",
         )
-    kind = "positive definite" if eig[0] > -floor else "PSD but singular (an eigenvalue is ~0)"
-    return PSDCheck(True, eig, f"{kind}: eigenvalues in [{eig[0]:.4g}, {eig[-1]:.4g}]")
+    definite = bool(eig[0] > -floor)
+    kind = "positive definite" if definite else "PSD but singular (an eigenvalue is ~0)"
+    return PSDCheck(True, eig, f"{kind}: eigenvalues in [{eig[0]:.4g}, {eig[-1]:.4g}]", definite)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def check_optimality(f, x, gtol: float = 1e-6) -> OptimalityCheck:
         verdict = f"not stationary: max |gradient| = {gnorm:.3g} > {gtol:g}"
     elif not psd.ok:
         verdict = "saddle point or maximum: " + psd.reason
-    elif psd.eigenvalues[0] > 1e-8 * max(1.0, float(np.max(np.abs(psd.eigenvalues)))):
+    elif psd.definite:  # the same threshold as check_psd: the two never disagree
         verdict = "local minimum (strict): gradient ~ 0 and Hessian positive definite"
     else:
         verdict = "stationary, second-order test inconclusive: Hessian is singular"

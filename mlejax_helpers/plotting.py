@@ -35,8 +35,7 @@ def contour_with_paths(
     xx, yy = np.meshgrid(xs, ys)
     zz = np.asarray(f(np.stack([xx, yy])))
     if log_levels:
-        lo = max(float(np.min(zz)), 0.0)
-        shift = lo - 1e-3 if lo > 0 else -1e-3
+        shift = float(np.min(zz)) - 1e-3  # log-spaced above the minimum, negative f included
         lv = np.geomspace(1e-3, float(np.max(zz)) - shift, levels) + shift
         ax.contour(xx, yy, zz, levels=np.unique(lv), cmap="viridis", linewidths=0.7)
     else:

@@ -28,6 +28,15 @@ def _check_update_args(m, s, y, m_name):
     return m, as_vector(s, "s", n), as_vector(y, "y", n)
 
 
+def curvature_ok(s, y) -> bool:
+    """The curvature condition ``y's > 0``, with a relative margin: ``y's > 1e-12 |s| |y|``.
+
+    The updates below refuse a pair that fails it, and :func:`bfgs` skips such a
+    pair, with this one test, so the two can never disagree.
+    """
+    return float(s @ y) > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y))
+
+
 def bfgs_update_inverse(h, s, y):
     r"""BFGS update of an inverse-Hessian approximation ``h`` (shape ``(n, n)``).
 
@@ -41,7 +50,7 @@ def bfgs_update_inverse(h, s, y):
     """
     h, s, y = _check_update_args(h, s, y, "h")
     sy = float(s @ y)
-    if not sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+    if not curvature_ok(s, y):
         raise ValueError(
             f"curvature condition fails: y's = {sy:.3g} <= 0, so the BFGS update would not "
             "stay positive definite; skip the update or use a Wolfe line search"
@@ -60,7 +69,7 @@ def bfgs_update_hessian(b, s, y):
     """
     b, s, y = _check_update_args(b, s, y, "b")
     sy = float(s @ y)
-    if not sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+    if not curvature_ok(s, y):
         raise ValueError(f"curvature condition fails: y's = {sy:.3g} <= 0")
     bs = b @ s
     return b - np.outer(bs, bs) / float(s @ bs) + np.outer(y, y) / sy
@@ -136,7 +145,11 @@ def _iterate(c, x, maxiter, gtol, step_fn):
         if np.max(np.abs(g)) <= gtol:
             message, success = "gradient below gtol", True
             break
-        x = step_fn(x, g)
+        try:
+            x = step_fn(x, g)
+        except StopIteration as stop:  # the step cannot be taken; the reason says why
+            message = str(stop)
+            break
         path.append(x.copy())
         if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > 1e12:
             message = "diverged: iterates blew up"
@@ -164,7 +177,8 @@ def newton(grad, hess, x0, maxiter: int = 100, gtol: float = 1e-10, f=None):
     No line search and no check that the Hessian is positive definite: on a
     non-convex function it happily converges to a saddle point or a maximum,
     which is what the chapter demonstrates. The message records how many steps
-    were taken with an indefinite Hessian.
+    were taken with an indefinite Hessian; a singular Hessian stops the run
+    (``success=False``) with a message saying so.
     """
     c, x = _prepare(f, grad, x0)
     check_callable(hess, "hess")
@@ -176,7 +190,10 @@ def newton(grad, hess, x0, maxiter: int = 100, gtol: float = 1e-10, f=None):
         h = np.asarray(hess(x), dtype=np.float64)
         if np.linalg.eigvalsh(0.5 * (h + h.T))[0] <= 0:
             indefinite += 1
-        return x + np.linalg.solve(h, -g)
+        try:
+            return x + np.linalg.solve(h, -g)
+        except np.linalg.LinAlgError:
+            raise StopIteration(f"singular Hessian at x = {x}: no Newton step exists") from None
 
     x, path, success, message = _iterate(c, x, maxiter, gtol, newton_step)
     if indefinite:
@@ -288,7 +305,7 @@ def bfgs(f, grad, x0, gtol: float = 1e-5, maxiter: int = 200):
         f_old, x, fx, g = fx, x_new, f_new, g_new
         path.append(x.copy())
         values.append(fx)
-        if s @ y > 0:
+        if curvature_ok(s, y):  # else skip the update, as scipy does
             h = bfgs_update_inverse(h, s, y)
     return OptimPath(
         x, fx, np.array(path), len(path) - 1, c.nfev, c.njev, success, message, np.array(values)

@@ -23,6 +23,15 @@ def test_check_dual_accepts_the_books_dual_and_names_a_wrong_product():
     assert "a + b" not in "".join(res.failed)  # what is right is not blamed
 
 
+def test_check_dual_catches_wrong_operations_with_plain_numbers():
+    class ConstantQuotient(ad.Dual):
+        def __rtruediv__(self, o):  # forgets that c / a depends on a
+            return ad.Dual(o / self.val, 0.0)
+
+    res = checks.check_dual(ConstantQuotient)
+    assert not res and all("2.0 / a" in m for m in res.failed), res.failed
+
+
 def test_check_dual_reports_exceptions_and_wrong_types():
     class NoDivision(ad.Dual):
         def __truediv__(self, o):

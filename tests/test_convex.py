@@ -62,3 +62,12 @@ def test_check_optimality_classifies_points():
     saddle = check_optimality(lambda x: x[0] ** 2 - x[1] ** 2, [0.0, 0.0])
     assert saddle.is_stationary and not saddle.hessian.ok
     assert "inconclusive" in check_optimality(lambda x: x[0] ** 4, [0.0]).verdict
+
+
+def test_psd_and_optimality_checks_agree_on_definiteness():
+    def f(x):
+        return 0.5 * (x[0] ** 2 + 1e-9 * x[1] ** 2)  # smallest eigenvalue 1e-9
+
+    res = check_optimality(f, [0.0, 0.0])
+    assert res.hessian.definite == check_psd(np.diag([1.0, 1e-9])).definite
+    assert ("strict" in res.verdict) == res.hessian.definite

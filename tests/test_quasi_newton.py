@@ -7,6 +7,7 @@ from mlejax_helpers.quasi_newton import (
     bfgs,
     bfgs_update_hessian,
     bfgs_update_inverse,
+    curvature_ok,
     gradient_descent,
     newton,
     sr1_update,
@@ -162,3 +163,23 @@ def test_optimisers_reject_bad_input():
         gradient_descent(rosen_grad, [1.0, 1.0], step=-1.0)
     with pytest.raises(ValueError, match="x0 must be finite"):
         bfgs(rosen, rosen_grad, [np.nan, 1.0])
+
+
+def test_newton_stops_with_a_message_on_a_singular_hessian():
+    def f(x):
+        return x[0] ** 4 + x[1] ** 2  # Hessian diag(12 x0^2, 2): singular where x0 = 0
+
+    res = newton(jax.grad(f), jax.hessian(f), [0.0, 1.0], f=f)
+    assert not res.success and "singular Hessian" in res.message
+    assert res.nit == 0
+
+
+def test_bfgs_skips_exactly_the_pairs_the_update_refuses(rng):
+    s = np.array([1.0, 0.0])
+    for y in (np.array([1e-14, 1.0]), np.array([-1.0, 0.0]), np.array([1.0, 1.0])):
+        if curvature_ok(s, y):
+            bfgs_update_inverse(np.eye(2), s, y)  # accepted pairs never raise
+        else:
+            with pytest.raises(ValueError, match="curvature condition fails"):
+                bfgs_update_inverse(np.eye(2), s, y)
+    assert not curvature_ok(s, np.array([1e-14, 1.0]))  # positive, but below the margin

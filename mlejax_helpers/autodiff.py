@@ -137,7 +137,7 @@ def _const(o):
     return o
 
 
-def _elementary(name, np_fn, derivative, domain=None):
+def elementary(name, np_fn, derivative, domain=None):
     """Build ``name`` for floats, arrays, Dual and Var; ``derivative`` uses this module's ops,
     so duals of duals (second derivatives) work too."""
 
@@ -157,10 +157,10 @@ def _elementary(name, np_fn, derivative, domain=None):
     return op
 
 
-sin = _elementary("sin", np.sin, lambda a: cos(a))
-cos = _elementary("cos", np.cos, lambda a: -sin(a))
-exp = _elementary("exp", np.exp, lambda a: exp(a))
-log = _elementary("log", np.log, lambda a: 1.0 / a, domain=lambda a: a > 0)
+sin = elementary("sin", np.sin, lambda a: cos(a))
+cos = elementary("cos", np.cos, lambda a: -sin(a))
+exp = elementary("exp", np.exp, lambda a: exp(a))
+log = elementary("log", np.log, lambda a: 1.0 / a, domain=lambda a: a > 0)
 
 
 def _output(y, kind):

@@ -54,7 +54,10 @@ def test_rerun_skips_finished_records(smoke_file):
 def fake_child(tmp_path, body):
     """A child command that records its pid, then runs ``body`` (Python)."""
     pidfile = tmp_path / "child.pid"
-    code = f"import os, sys, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n{body}"
+    code = (  # the pid is written to a temporary name, then renamed: never seen half-written
+        f"import os, sys, time\nopen({str(pidfile)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+        f"os.replace({str(pidfile)!r} + '.tmp', {str(pidfile)!r})\n{body}"
+    )
     return (sys.executable, "-c", code), pidfile
 
 
@@ -237,6 +240,17 @@ def test_report_tables_come_from_records(smoke_file):
         report.fastest_converged(df, suite="table1")
     assert report.paper_table2("j").loc[500, "analytic"] == "OOM"
     assert report.PAPER_TABLE4.shape == (6, 3)
+
+
+def test_provenance_table_has_no_machine_paths_and_no_nan():
+    df = report.load(ROOT / "results" / "bench-cpu.jsonl")
+    table = report.provenance_table(df)
+    text = table.to_string()
+    assert "/root" not in text and "/work" not in text and "NaN" not in text, text
+    assert (table["gpu"] == "none").all()
+    assert report.portable_command("/usr/bin/python3 /x/mlejax_helpers/bench/__main__.py all") == (
+        "python -m mlejax_helpers.bench all"
+    )
 
 
 def test_stored_results_cover_every_suite():

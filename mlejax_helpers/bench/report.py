@@ -7,6 +7,9 @@ beside ours; every number of ours comes from a record.
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -98,7 +101,7 @@ def load(*paths) -> pd.DataFrame:
             rec["git_commit"] = prov.get("git_commit")
             rec["command"] = prov.get("command")
             rec["jax_version"] = (prov.get("versions") or {}).get("jax")
-            rec["source"] = str(path)
+            rec["source"] = Path(path).name
             rows.append(rec)
     if not rows:
         raise ValueError(f"no records in {paths}")
@@ -115,10 +118,31 @@ def _method(r) -> str:
     return r.gradient
 
 
+def portable_command(command) -> str:
+    """``command`` without the absolute paths of the machine that ran it: the interpreter
+    becomes ``python``, the harness's ``__main__.py`` becomes ``-m mlejax_helpers.bench``."""
+    if not isinstance(command, str):
+        return "none"
+    words = []
+    for word in shlex.split(command):
+        if word.endswith("mlejax_helpers/bench/__main__.py"):
+            word = "-m mlejax_helpers.bench"
+        elif word.startswith("/"):
+            name = Path(word).name
+            word = "python" if name.startswith("python") else name
+        words.append(word)
+    return " ".join(words)
+
+
 def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per distinct machine/commit/date/command behind the records."""
+    """One row per distinct machine/commit/command behind the records: no absolute paths,
+    and "none" where a field is empty (no GPU, say)."""
     cols = ["source", "cpu", "cores", "gpu", "jax_version", "git_commit", "command"]
-    out = df.groupby(cols, dropna=False).agg(
+    df = df.assign(
+        command=df["command"].map(portable_command), source=df["source"].map(lambda s: Path(s).name)
+    )
+    out = df[cols + ["key", "date"]].astype({"cores": "string"}).fillna("none")
+    out = out.groupby(cols).agg(
         records=("key", "size"), first=("date", "min"), last=("date", "max")
     )
     return out.reset_index()

@@ -7,4 +7,3 @@ still runs the chapters at full size.
 import os
 
 os.environ.setdefault("MLEJAX_SIZE", "small")
-

@@ -33,6 +33,7 @@ def variant_config(variant: str, mathjax_dir: Path | None = None) -> dict:
     cfg.setdefault("execute", {})["cache"] = str(root / "_build" / ".jupyter_cache")
     cfg["bibtex_bibfiles"] = [str(root / p) for p in cfg.get("bibtex_bibfiles", [])]
     sphinx = cfg.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["html_static_path"] = [str(root / p) for p in sphinx.get("html_static_path", [])]
     if variant == "student":
         cfg["title"] = cfg["title"] + " (student edition)"
         sphinx["hide_solutions"] = True
@@ -42,7 +43,7 @@ def variant_config(variant: str, mathjax_dir: Path | None = None) -> dict:
                 f"offline-math needs mathjax_dir holding tex-chtml.js (npm mathjax@3 es5/), "
                 f"got {mathjax_dir}"
             )
-        sphinx["html_static_path"] = [str(Path(mathjax_dir).resolve())]
+        sphinx["html_static_path"].append(str(Path(mathjax_dir).resolve()))
         sphinx["mathjax_path"] = "tex-chtml.js"
     else:
         raise ValueError(f"variant must be 'student' or 'offline-math', got {variant!r}")

@@ -303,8 +303,6 @@ def test_bad_arguments_are_clear(data):
         ml.simulate(10, 0, 5)
     with pytest.raises(TypeError, match="data must be a MixedLogitData"):
         ml.with_draws(data._asdict(), 5)
-    with pytest.raises(ValueError, match="scores must be 2-D"):
-        estimate.bhhh_inverse(np.ones(6))
     with pytest.raises(ValueError, match="n_draws must be >= 1"):
         fit_xlogit(data, n_draws=0)
 

@@ -118,6 +118,22 @@ def theta_arg(theta):
     return theta
 
 
+def weight_arg(weight, n: int):
+    """``None``, or consumer weights of shape ``(n,)``: NumPy-like input is checked in full
+    (finite, >= 0); a JAX array (traced, or placed on a mesh by ``shard``) by shape, and left
+    where it is."""
+    if weight is None:
+        return None
+    if isinstance(weight, (jax.core.Tracer, jax.Array)):
+        if weight.shape != (n,):
+            raise ValueError(f"weight must have shape ({n},), got {weight.shape}")
+        return weight
+    w = as_float_array(weight, "weight", shape=(n,))
+    if np.any(w < 0):
+        raise ValueError(f"weight must be >= 0, found {w[w < 0][0]}")
+    return jnp.asarray(w)
+
+
 def check_data(data) -> MixedLogitData:
     """Return ``data`` if it is a :class:`MixedLogitData`, else raise a ``TypeError``."""
     if not isinstance(data, MixedLogitData):

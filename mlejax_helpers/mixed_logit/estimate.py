@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import jax.scipy.optimize
 import numpy as np
 import pandas as pd
+from jax.sharding import Mesh
 from scipy.optimize import minimize
 
-from .._validate import as_float_array, positive_int, positive_number
+from .._validate import positive_int, positive_number
 from ..derivatives import hvp
 from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta, require_x64
 from .likelihood import (
@@ -41,6 +42,7 @@ from .likelihood import (
     value_and_grad_analytic,
     value_and_grad_analytic_chunked,
 )
+from .sharding import consumer_mesh, shard, to_host
 
 GRADIENTS = (
     "finite-differences",
@@ -108,6 +110,7 @@ class FitOptions(NamedTuple):
     maxiter: int
     init: str
     chunk: int | None
+    mesh: Mesh
 
 
 def _one_of(value, name, allowed):
@@ -124,8 +127,11 @@ def _jit_flags(jit) -> tuple[bool, bool]:
     raise TypeError(f"jit must be a bool or a pair (jit_loglik, jit_grad) of bools, got {jit!r}")
 
 
-def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk) -> FitOptions:
-    """Check every option of :func:`fit` before any work; reject combinations that cannot work."""
+def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk, mesh=None):
+    """Check every option of :func:`fit` before any work; reject combinations that cannot work.
+
+    Returns a :class:`FitOptions`; ``mesh=None`` becomes the mesh of one (the first) device.
+    """
     _one_of(gradient, "gradient", GRADIENTS)
     _one_of(method, "method", METHODS)
     _one_of(init, "init", INITS)
@@ -140,6 +146,17 @@ def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk) -
             "would be differences of a differenced gradient, too inaccurate for Newton steps: "
             "use gradient='autodiff' or 'analytic'"
         )
+    if mesh is None:
+        mesh = consumer_mesh(jax.devices()[:1])
+    elif not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh (see consumer_mesh), got {mesh!r}")
+    if gradient == "analytic-numpy" and mesh.size > 1:
+        raise ValueError("gradient='analytic-numpy' runs on the host: it takes no mesh")
+    if mesh.size > 1 and chunk not in ("auto", None):
+        raise ValueError(
+            f"chunk applies to one device only; with {mesh.size} devices each holds "
+            f"N / {mesh.size} consumers: pass chunk=None, got {chunk!r}"
+        )
     if gradient == "analytic-numpy":
         if chunk not in ("auto", None):
             raise ValueError(
@@ -153,29 +170,31 @@ def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk) -
             )
         jit, chunk = (False, False), None
     elif chunk == "auto":
-        chunk = default_chunk(data)
+        chunk = default_chunk(data) if mesh.size == 1 else None
     elif chunk is not None:
         chunk = positive_int(chunk, "chunk")
     gtol, maxiter = positive_number(gtol, "gtol"), positive_int(maxiter, "maxiter")
-    return FitOptions(gradient, jit, method, gtol, maxiter, init, chunk)
+    return FitOptions(gradient, jit, method, gtol, maxiter, init, chunk, mesh)
 
 
 class Objective(NamedTuple):
-    """What scipy is handed, each a function of ``theta`` only, on the *average* -LL.
+    r"""What scipy is handed, each a function of ``theta`` only, on the *average* -LL.
 
     ``fun`` returns the value, or ``(value, gradient)`` when ``jac is True``;
     ``jac`` is a gradient function, ``True`` or ``None`` (scipy's forward
     differences). ``hessp``/``hess`` are set for second-order methods only.
-    ``scores`` gives the ``(N, 6)`` per-consumer scores (for BHHH), ``total`` the
-    total -LL.
+    ``opg`` gives the ``(6, 6)`` outer product of the per-consumer scores
+    :math:`\sum_i s_i s_i'` (for BHHH), ``total`` the total -LL, ``n`` the number of
+    consumers.
     """
 
     fun: Callable
     jac: Callable | bool | None
     hessp: Callable | None
     hess: Callable | None
-    scores: Callable
+    opg: Callable
     total: Callable
+    n: int
 
 
 def _numpy_objective(data, opts, scale) -> Objective:
@@ -185,49 +204,53 @@ def _numpy_objective(data, opts, scale) -> Objective:
     def jac(th):
         return grad_analytic_numpy(th, data) * scale
 
-    def scores(th):
-        return scores_analytic_numpy(th, data)
+    def opg(th):
+        s = scores_analytic_numpy(th, data)
+        return s.T @ s
 
-    return Objective(lambda th: total(th) * scale, jac, None, None, scores, total)
+    return Objective(lambda th: total(th) * scale, jac, None, None, opg, total, data.shape[0])
 
 
 def _kernels(chunk):
-    """``(nll, grad_analytic, value_and_grad_analytic, scores)``, whole or ``chunk`` at a time."""
+    """``(nll, grad, value_and_grad, scores)`` of ``(theta, data, weight)``: the analytic
+    gradient whole, or ``chunk`` consumers at a time (one device, no padding: weight unused)."""
     if chunk is None:
         return neg_loglik, grad_analytic, value_and_grad_analytic, scores_analytic
     return (
-        lambda th, d: neg_loglik_chunked(th, d, chunk),
-        lambda th, d: value_and_grad_analytic_chunked(th, d, chunk)[1],
-        lambda th, d: value_and_grad_analytic_chunked(th, d, chunk),
-        lambda th, d: scores_analytic_chunked(th, d, chunk),
+        lambda th, d, w: neg_loglik_chunked(th, d, chunk),
+        lambda th, d, w: value_and_grad_analytic_chunked(th, d, chunk)[1],
+        lambda th, d, w: value_and_grad_analytic_chunked(th, d, chunk),
+        lambda th, d, w: scores_analytic_chunked(th, d, chunk),
     )
 
 
-def _jax_objective(data, opts, scale) -> Objective:
-    dev = jax.device_put(data)
+def _jax_objective(data, opts) -> Objective:
+    placed = shard(data, opts.mesh)  # the consumers split over the mesh (one device: whole)
+    scale = 1.0 / placed.n
     nll, grad, vg_analytic, scores = _kernels(opts.chunk)
     jit_f, jit_g = opts.jit
 
-    def on_data(fn, flag, post=np.asarray):  # theta -> post(fn(theta, data)), jitted or not
+    def on_data(fn, flag, post=to_host):  # theta -> post(fn(theta, data, weight))
         fn = jax.jit(fn) if flag else fn
-        return lambda th, *rest: post(fn(th, *rest, dev))
+        return lambda th, *rest: post(fn(th, *rest, placed.data, placed.weight))
 
     def scaled(fn):
         return lambda *args: fn(*args) * scale
 
-    total = on_data(nll, jit_f, float)
+    total = on_data(nll, jit_f, lambda x: float(to_host(x)))
     fun, jac, hessp, hess = scaled(total), None, None, None
     if opts.gradient in ("analytic", "autodiff"):
         jac = scaled(on_data(grad if opts.gradient == "analytic" else jax.grad(nll), jit_g))
     elif opts.gradient in ("analytic-fused", "autodiff-fused"):
         raw = vg_analytic if opts.gradient == "analytic-fused" else jax.value_and_grad(nll)
-        vg = on_data(raw, jit_f or jit_g, lambda out: (float(out[0]), np.asarray(out[1])))
+        vg = on_data(raw, jit_f or jit_g, lambda out: (float(to_host(out[0])), to_host(out[1])))
         fun, jac = _fused(vg, scale), True
     if opts.method == "trust-exact":  # scipy's trust-exact needs the Hessian matrix itself
         hess = scaled(on_data(jax.hessian(nll), True))
     elif opts.method in SECOND_ORDER:
-        hessp = scaled(on_data(lambda th, p, d: hvp(lambda t: nll(t, d), th, p), True))
-    return Objective(fun, jac, hessp, hess, on_data(scores, True), total)
+        hessp = scaled(on_data(lambda th, p, d, w: hvp(lambda t: nll(t, d, w), th, p), True))
+    opg = on_data(lambda th, d, w: (lambda s: s.T @ s)(scores(th, d, w)), True)
+    return Objective(fun, jac, hessp, hess, opg, total, placed.n)
 
 
 def _fused(vg, scale):
@@ -244,8 +267,9 @@ def objective(data, opts: FitOptions) -> Objective:
     Everything is divided by ``N`` so that ``gtol`` means the same for any
     sample size: ``max|grad| <= gtol`` per consumer.
     """
-    build = _numpy_objective if opts.gradient == "analytic-numpy" else _jax_objective
-    return build(data, opts, 1.0 / data.shape[0])
+    if opts.gradient == "analytic-numpy":
+        return _numpy_objective(data, opts, 1.0 / data.shape[0])
+    return _jax_objective(data, opts)
 
 
 class _Counted:
@@ -270,7 +294,7 @@ def _warm_up(obj: Objective, theta0, init) -> float:
     if obj.hess is not None:
         obj.hess(theta0)
     if init == "bhhh":
-        obj.scores(theta0)
+        obj.opg(theta0)
     return time.perf_counter() - t0
 
 
@@ -302,6 +326,7 @@ def fit(
     maxiter=1000,
     init="identity",
     chunk="auto",
+    mesh=None,
 ) -> FitResult:
     """Estimate ``theta`` by ``scipy.optimize.minimize`` on the *average* negative log-likelihood.
 
@@ -320,18 +345,23 @@ def fit(
     computing it is part of the timed run. ``chunk`` (JAX paths): consumers per
     chunk, so memory stays bounded by ``chunk * J * R`` elements; ``"auto"``
     chunks only when ``N * J * R`` exceeds ``CHUNK_ELEMENTS``, ``None`` never.
+
+    ``mesh`` (:func:`~.sharding.consumer_mesh`): the devices the consumers are split
+    over; ``None`` is the mesh of one device, the same code path. With several
+    processes (``jax.distributed``), each passes only its own consumers in
+    ``data`` and every process gets the same estimate.
     """
     data = check_data(data)
     require_x64()
     theta0 = THETA_START.copy() if theta0 is None else check_theta(theta0)
-    opts = check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk)
+    opts = check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk, mesh)
     obj = objective(data, opts)
     compile_s = _warm_up(obj, theta0, opts.init)
     counted = _Counted(obj.fun)
     options = _scipy_options(opts)
     t0 = time.perf_counter()
     if opts.init == "bhhh":
-        options["hess_inv0"] = bhhh_inverse(obj.scores(theta0))
+        options["hess_inv0"] = _symmetric_inverse(obj.opg(theta0) / obj.n)
     res = minimize(
         counted,
         theta0,
@@ -361,15 +391,13 @@ def fit(
     )
 
 
-def bhhh_inverse(scores) -> np.ndarray:
-    """Inverse of the average outer product of scores ``(N, K)``: a start for BFGS's ``H_0``.
+def _symmetric_inverse(a) -> np.ndarray:
+    """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
-    For the *average* negative log-likelihood the BHHH approximation of the
-    Hessian is ``S'S / N``; its inverse is returned symmetrised, so scipy's
-    positive-definiteness check accepts it.
+    With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
+    from the per-consumer scores ``S``, this is BFGS's BHHH start (as in xlogit).
     """
-    s = as_float_array(scores, "scores", ndim=2)
-    h = np.linalg.inv(s.T @ s / s.shape[0])
+    h = np.linalg.inv(np.asarray(a, dtype=float))
     return 0.5 * (h + h.T)
 
 

@@ -29,7 +29,7 @@ import scipy.special as sp
 
 from .._validate import as_float_array, positive_int
 from ..derivatives import per_observation_scores
-from .data import MixedLogitData, check_data, check_theta, theta_arg
+from .data import MixedLogitData, check_data, check_theta, theta_arg, weight_arg
 
 _BACKENDS = {"jax": (jnp, jsp.logsumexp), "numpy": (np, sp.logsumexp)}
 
@@ -84,14 +84,25 @@ def _scores(theta, data, xp, lse):
     return _value_and_scores(theta, data, xp, lse)[1]
 
 
-def neg_loglik(theta, data: MixedLogitData):
-    """Negative simulated log-likelihood ``-sum_i log P_i`` in ``jax.numpy`` (jit-able).
+def _weighted(weight, *per_consumer):
+    """Each ``(N, ...)`` array times its consumer's weight (unchanged when ``weight`` is None)."""
+    if weight is None:
+        return per_consumer
+    return tuple(x * weight.reshape((-1,) + (1,) * (x.ndim - 1)) for x in per_consumer)
 
-    ``theta`` has shape ``(6,)``; ``data`` is a :class:`MixedLogitData`.
-    Overflow-safe: every exponential goes through ``logsumexp``.
+
+def neg_loglik(theta, data: MixedLogitData, weight=None):
+    """Negative simulated log-likelihood ``-sum_i w_i log P_i`` in ``jax.numpy`` (jit-able).
+
+    ``theta`` has shape ``(6,)``; ``data`` is a :class:`MixedLogitData`;
+    ``weight`` ``(N,)`` is optional (1 for every consumer by default; 0 marks the
+    padding that :func:`~.sharding.shard` adds). Overflow-safe: every
+    exponential goes through ``logsumexp``.
     """
     theta, data = theta_arg(theta), check_data(data)
-    return -jnp.sum(_log_p(theta, data, *_BACKENDS["jax"]))
+    weight = weight_arg(weight, data.shape[0])
+    (log_p,) = _weighted(weight, _log_p(theta, data, *_BACKENDS["jax"]))
+    return -jnp.sum(log_p)
 
 
 def neg_loglik_numpy(theta, data: MixedLogitData) -> float:
@@ -100,9 +111,13 @@ def neg_loglik_numpy(theta, data: MixedLogitData) -> float:
     return -float(np.sum(_log_p(theta, data, *_BACKENDS["numpy"])))
 
 
-def scores_analytic(theta, data: MixedLogitData):
-    """Per-consumer scores ``d log P_i / d theta``, shape ``(N, 6)``, in ``jax.numpy``."""
-    return _scores(theta_arg(theta), check_data(data), *_BACKENDS["jax"])
+def scores_analytic(theta, data: MixedLogitData, weight=None):
+    """Per-consumer scores ``w_i d log P_i / d theta``, shape ``(N, 6)``, in ``jax.numpy``."""
+    theta, data = theta_arg(theta), check_data(data)
+    (scores,) = _weighted(
+        weight_arg(weight, data.shape[0]), _scores(theta, data, jnp, jsp.logsumexp)
+    )
+    return scores
 
 
 def scores_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
@@ -110,9 +125,9 @@ def scores_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
     return _scores(check_theta(theta), check_data(data), *_BACKENDS["numpy"])
 
 
-def grad_analytic(theta, data: MixedLogitData):
+def grad_analytic(theta, data: MixedLogitData, weight=None):
     """Analytic gradient of :func:`neg_loglik`, shape ``(6,)``, in ``jax.numpy``."""
-    return -jnp.sum(scores_analytic(theta, data), axis=0)
+    return -jnp.sum(scores_analytic(theta, data, weight), axis=0)
 
 
 def grad_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
@@ -120,10 +135,11 @@ def grad_analytic_numpy(theta, data: MixedLogitData) -> np.ndarray:
     return -np.sum(scores_analytic_numpy(theta, data), axis=0)
 
 
-def value_and_grad_analytic(theta, data: MixedLogitData):
+def value_and_grad_analytic(theta, data: MixedLogitData, weight=None):
     """``(neg_loglik, grad_analytic)`` in one ``jax.numpy`` pass: the fused analytic gradient."""
     theta, data = theta_arg(theta), check_data(data)
-    log_p, scores = _value_and_scores(theta, data, *_BACKENDS["jax"])
+    weight = weight_arg(weight, data.shape[0])
+    log_p, scores = _weighted(weight, *_value_and_scores(theta, data, *_BACKENDS["jax"]))
     return -jnp.sum(log_p), -jnp.sum(scores, axis=0)
 
 

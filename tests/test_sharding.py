@@ -1,32 +1,24 @@
 """The likelihood and fit over several devices (forced host devices, in a subprocess) and
 several processes (jax.distributed on 127.0.0.1, gloo collectives)."""
 
-import os
+import json
 import socket
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from mlejax_helpers import mixed_logit as ml
-from mlejax_helpers.mixed_logit.sharding import consumer_mesh, shard, start_processes, to_host
+from mlejax_helpers.mixed_logit.sharding import (
+    consumer_mesh,
+    run_with_host_devices,
+    shard,
+    start_processes,
+    to_host,
+)
 
 pytestmark = pytest.mark.slow  # subprocesses
-
-
-def run_python(code, env=None, timeout=300):
-    full_env = {**os.environ, **(env or {})}
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
 
 
 FOUR_DEVICES = """
@@ -55,8 +47,7 @@ print("four devices agree")
 
 
 def test_four_devices_give_the_single_device_likelihood_gradient_and_fit():
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    assert "four devices agree" in run_python(FOUR_DEVICES, env)
+    assert "four devices agree" in run_with_host_devices(FOUR_DEVICES, 4, timeout=300)
 
 
 def test_padding_leaves_the_likelihood_unchanged():
@@ -80,31 +71,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-PROCESS = """
-import sys, numpy as np
-from mlejax_helpers.mixed_logit.sharding import start_processes
-pid, port = int(sys.argv[1]), sys.argv[2]
-start_processes(f"127.0.0.1:{port}", 2, pid, timeout_s=60)
-import jax
-import mlejax_helpers.mixed_logit as ml
-from mlejax_helpers.mixed_logit.sharding import consumer_mesh, shard, to_host
-d = ml.simulate(301, 5, 6, seed=9)
-mine = d._replace(**{k: np.asarray(v)[pid::2] for k, v in d._asdict().items() if k != "theta_true"})
-placed = shard(mine, consumer_mesh())
-theta = ml.THETA_TRUE + 0.05
-v, g = jax.jit(ml.value_and_grad_analytic)(theta, placed.data, placed.weight)
-fit = ml.fit(mine, gradient="analytic-fused", init="bhhh", gtol=1e-9, mesh=consumer_mesh())
-print("RESULT", float(to_host(v)), *to_host(g).tolist(), *fit.theta.tolist(), flush=True)
-"""
-
-
-def test_two_processes_reproduce_the_single_process_likelihood(tmp_path):
-    script = tmp_path / "process.py"
-    script.write_text(textwrap.dedent(PROCESS))
+def test_two_processes_reproduce_the_single_process_likelihood():
     port = str(free_port())
+    cmd = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--coordinator", f"127.0.0.1:{port}"]
+    cmd += ["--num-processes", "2", "--consumers", "300", "--options", "5", "--draws", "6"]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(pid), port],
+            cmd + ["--process-id", str(pid)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -113,26 +86,30 @@ def test_two_processes_reproduce_the_single_process_likelihood(tmp_path):
     ]
     try:
         outs = [p.communicate(timeout=240) for p in procs]
-    finally:
+    finally:  # never leave a process behind, whatever failed
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    results = []
+    reports = []
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
-        line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-        results.append(np.array(line.split()[1:], dtype=float))
-    d = ml.simulate(301, 5, 6, seed=9)
-    theta = ml.THETA_TRUE + 0.05
+        line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+        reports.append(json.loads(line[7:]))
+    parts = [ml.simulate(300, 5, 6, seed=pid) for pid in (0, 1)]  # what each process made
+    both = parts[0]._replace(
+        **{k: np.concatenate([getattr(p, k) for p in parts]) for k in parts[0]._fields[:6]}
+    )
     import jax
 
-    v, g = jax.jit(ml.value_and_grad_analytic)(theta, d)
-    single = ml.fit(d, gradient="analytic-fused", init="bhhh", gtol=1e-9)
-    for r in results:
-        assert r[0] == pytest.approx(float(v), rel=1e-12)
-        np.testing.assert_allclose(r[1:7], np.asarray(g), rtol=1e-10, atol=1e-9)
-        np.testing.assert_allclose(r[7:], single.theta, atol=1e-8)
+    value, grad = jax.jit(ml.value_and_grad_analytic)(ml.THETA_START, both)
+    single = ml.fit(both, gradient="analytic-fused", init="bhhh")
+    for r in reports:
+        assert r["devices"] == 2 and r["success"]
+        assert r["neg_loglik_start"] == pytest.approx(float(value), rel=1e-12)
+        np.testing.assert_allclose(r["gradient_start"], np.asarray(grad), rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(r["theta"], single.theta, atol=1e-8)
+        assert r["neg_loglik"] == pytest.approx(single.neg_loglik, rel=1e-10)
 
 
 def test_an_unreachable_coordinator_is_named():
@@ -144,7 +121,7 @@ def test_an_unreachable_coordinator_is_named():
     except RuntimeError as err:
         print("ERROR", err)
     """
-    out = run_python(code, timeout=120)
+    out = run_with_host_devices(code, 1, timeout=120)
     assert f"could not reach the coordinator at 127.0.0.1:{port}" in out, out
 
 

@@ -15,7 +15,7 @@ def _suite_help() -> str:
         f"  {name:8s} {fn.__doc__.strip().splitlines()[0]} ({len(fn())} configurations)"
         for name, fn in SUITES.items()
     ]
-    lines.append("  all      table1, table2, table4 and beyond")
+    lines.append("  all      every suite above but smoke")
     return "\n".join(lines)
 
 

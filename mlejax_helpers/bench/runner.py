@@ -102,6 +102,9 @@ def run_one(
     env["PYTHONUNBUFFERED"] = "1"
     if cfg.allocator == "jemalloc":
         env["LD_PRELOAD"] = jemalloc_path()
+    if cfg.devices:
+        flags = env.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cfg.devices}".strip()
     request = json.dumps(
         {"config": cfg.to_dict(), "repeats": repeats, "common_draws": common_draws}
     )

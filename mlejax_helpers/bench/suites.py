@@ -24,7 +24,9 @@ class Config:
     ``jax.scipy.optimize.minimize``) or ``"evaluation"`` (no fit: the median time
     of one jitted evaluation of the value and of each gradient). ``allocator`` is
     "default" or "jemalloc" (``LD_PRELOAD`` in the child). Rows with ``device="gpu"``
-    are skipped on a machine without a GPU.
+    are skipped on a machine without a GPU. ``kind="sharding"`` times one value and
+    gradient on a mesh of ``devices`` forced host devices against the same on one
+    device, interleaved in one process, then fits on the mesh.
     """
 
     suite: str
@@ -43,6 +45,7 @@ class Config:
     gtol: float = 1e-6
     allocator: str = "default"
     device: str = "any"
+    devices: int = 0
     note: str = field(default="", compare=False)
 
     @property
@@ -55,6 +58,8 @@ class Config:
             return "jax.scipy BFGS, whole loop jitted"
         if self.kind == "evaluation":
             return f"one evaluation each ({self.allocator} allocator)"
+        if self.kind == "sharding":
+            return f"mesh of {self.devices} forced host device(s)"
         jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
             (self.jit_loglik, self.jit_grad), "no jit"
         )
@@ -66,6 +71,8 @@ class Config:
         """A stable hash of every field that changes what is measured."""
         d = asdict(self)
         d.pop("note")
+        if d["devices"] == 0:  # added later: configurations without it keep their keys
+            d.pop("devices")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
@@ -174,6 +181,23 @@ def beyond():
     return rows
 
 
+def sharding():
+    """Chapter 8: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
+    return [
+        Config(
+            "sharding",
+            "sharding",
+            50_000,
+            20,
+            12,
+            gradient="analytic-fused",
+            init="bhhh",
+            devices=d,
+        )
+        for d in (1, 2, 4)
+    ]
+
+
 def smoke():
     """A few seconds: what the tests run."""
     small = {"n": 300, "j": 5, "r": 5}
@@ -185,7 +209,17 @@ def smoke():
     ]
 
 
-SUITES = {"table1": table1, "table2": table2, "table4": table4, "beyond": beyond, "smoke": smoke}
+SUITES = {
+    "table1": table1,
+    "table2": table2,
+    "table4": table4,
+    "beyond": beyond,
+    "sharding": sharding,
+    "smoke": smoke,
+}
+
+
+ALL = ("table1", "table2", "table4", "beyond", "sharding")
 
 
 def configs_for(names) -> list[Config]:
@@ -193,7 +227,7 @@ def configs_for(names) -> list[Config]:
     out = []
     for name in names:
         if name == "all":
-            out += [c for s in ("table1", "table2", "table4", "beyond") for c in SUITES[s]()]
+            out += [c for s in ALL for c in SUITES[s]()]
         elif name in SUITES:
             out += SUITES[name]()
         else:

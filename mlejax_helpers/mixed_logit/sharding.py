@@ -18,7 +18,11 @@ the value and the 6-vector gradient, 56 bytes per evaluation, whatever ``N``.
 from __future__ import annotations
 
 import math
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from typing import NamedTuple
 
@@ -152,3 +156,27 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
             f"{coordinator} within {timeout_s} s: is process 0 running there, and is the port "
             f"open? ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from exc
+
+
+def run_with_host_devices(code: str, n_devices: int, timeout: float = 600) -> str:
+    """Run Python ``code`` in a fresh process that sees ``n_devices`` CPU devices; return its
+    standard output, or raise ``RuntimeError`` with the end of its error output.
+
+    XLA fixes the device count when it starts, so forced host devices
+    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) need a new process.
+    On a machine with few cores they share the same cores: they show the
+    mechanics and the overhead of sharding, not a speed-up.
+    """
+    n_devices = positive_int(n_devices, "n_devices")
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={n_devices}"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"the {n_devices}-device process failed:\n{out.stderr[-3000:]}")
+    return out.stdout

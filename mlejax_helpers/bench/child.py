@@ -105,7 +105,7 @@ def measure_evaluations(data, ml, repeats: int = 30) -> dict:
     }
 
 
-def measure_sharding(cfg, data, ml, rounds: int = 5, per_round: int = 10) -> dict:
+def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dict:
     """One value and gradient on the mesh of every device against the same on one device,
     interleaved (``rounds`` x ``per_round`` calls each), then one fit on the mesh."""
     import jax

@@ -39,10 +39,11 @@ AXIS = "consumers"
 
 class Sharded(NamedTuple):
     """Data placed on a mesh: ``data`` (padded to ``N_pad`` consumers in all), ``weight``
-    ``(N_pad,)`` (1 for a real consumer, 0 for padding) and ``n``, the real consumer count."""
+    ``(N_pad,)`` (1 for a real consumer, 0 for padding; ``None`` when nothing was padded,
+    so the computation is exactly the unsharded one) and ``n``, the real consumer count."""
 
     data: MixedLogitData
-    weight: jax.Array
+    weight: jax.Array | None
     n: int
 
 
@@ -103,7 +104,8 @@ def shard(data, mesh: Mesh) -> Sharded:
     rows = per_process * jax.process_count()
     fields = {k: place(v, split, rows) for k, v in padded._asdict().items() if k != "theta_true"}
     on_mesh = MixedLogitData(**fields, theta_true=place(data.theta_true, whole, None))
-    return Sharded(on_mesh, place(weight, split, rows), int(sum(counts)))
+    padded_any = rows > sum(counts)
+    return Sharded(on_mesh, place(weight, split, rows) if padded_any else None, int(sum(counts)))
 
 
 def to_host(x) -> np.ndarray:

@@ -257,6 +257,9 @@ def test_stored_results_cover_every_suite():
     df = report.load(ROOT / "results" / "bench-cpu.jsonl")
     for suite in ("table1", "table2", "table4", "beyond"):
         assert set(c.key for c in configs_for([suite])) <= set(df.key), f"{suite} incomplete"
+    sharding = report.load(ROOT / "results" / "bench-cpu-sharding.jsonl")
+    assert set(c.key for c in configs_for(["sharding"])) <= set(sharding.key)
+    assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen
 
 
 def test_results_are_found_from_the_working_directory(tmp_path, monkeypatch):

@@ -166,8 +166,8 @@ def run_with_host_devices(code: str, n_devices: int, timeout: float = 600) -> st
 
     XLA fixes the device count when it starts, so forced host devices
     (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) need a new process.
-    On a machine with few cores they share the same cores: they show the
-    mechanics and the overhead of sharding, not a speed-up.
+    They share the machine's cores: they show the mechanics and the overhead of
+    sharding, and at most the gain of cores that one device's program left idle.
     """
     n_devices = positive_int(n_devices, "n_devices")
     flags = os.environ.get("XLA_FLAGS", "")

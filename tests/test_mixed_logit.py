@@ -42,6 +42,18 @@ def test_halton_draws_are_more_even_than_pseudo():
         ml.make_draws(10, 10, "sobol")
 
 
+def test_xlogit_halton_draws_are_xlogits_own():
+    from xlogit import MixedLogit
+
+    model = MixedLogit()
+    model._rvdist = ["n"]  # one normal random coefficient, as in chapter 6's model
+    theirs = model._generate_draws(37, 11, halton=True)[:, 0, :]  # (N, Kr, R) -> (N, R)
+    np.testing.assert_array_equal(ml.make_draws(37, 11, "xlogit-halton"), theirs)
+    from mlejax_helpers.mixed_logit.data import radical_inverse
+
+    assert radical_inverse(6, 2) == 0.375 and radical_inverse(5, 3) == pytest.approx(7 / 9)
+
+
 def test_three_likelihoods_agree(data, rng):
     df = ml.to_long_dataframe(data)
     for theta in random_thetas(rng, 3):

@@ -29,7 +29,8 @@ from .._validate import as_float_array, as_vector, positive_int
 
 PARAM_NAMES = ("b0", "b1", "b2", "b3", "mu", "sigma")
 THETA_TRUE = np.array([-2.5, 1.0, 0.5, -0.1, 0.3, 1.5])
-DRAW_KINDS = ("pseudo", "halton")
+DRAW_KINDS = ("pseudo", "halton", "xlogit-halton")
+XLOGIT_HALTON_DROP = 100  # xlogit 0.2.7 drops the first 100 points of each sequence
 
 
 class MixedLogitData(NamedTuple):
@@ -144,6 +145,18 @@ def check_data(data) -> MixedLogitData:
     return data
 
 
+def radical_inverse(k, base: int) -> np.ndarray:
+    r"""The van der Corput radical inverse :math:`\phi_b(k)` of integers ``k`` in ``base``:
+    the base-``b`` digits of ``k`` mirrored about the radix point (``phi_2(6) = 0.011_2``)."""
+    k = np.asarray(k, dtype=np.int64).copy()
+    out, scale = np.zeros(k.shape), 1.0 / base
+    while np.any(k > 0):
+        k, digit = np.divmod(k, base)
+        out += digit * scale
+        scale /= base
+    return out
+
+
 def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int = 0):
     """Standard normal simulation draws of shape ``(n_consumers, n_draws)``.
 
@@ -152,6 +165,10 @@ def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int =
     ``i`` taking elements ``i*R .. i*R + R - 1``, mapped through the normal
     quantile function. Halton points cover (0, 1) more evenly than random
     points, which lowers the simulation error for a given ``R``.
+    ``kind="xlogit-halton"``: exactly the draws xlogit 0.2.7 uses for the first
+    random coefficient (unscrambled base-2 Halton points ``100, 101, ...``,
+    consumer ``i`` taking ``i*R .. i*R + R - 1``; ``seed`` is not used), so that
+    both tools can be run on identical draws.
     """
     n_consumers = positive_int(n_consumers, "n_consumers")
     n_draws = positive_int(n_draws, "n_draws")
@@ -161,6 +178,9 @@ def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int =
         u = qmc.Halton(d=1, scramble=True, seed=seed).random(n_consumers * n_draws)[:, 0]
         u = np.clip(u, 1e-12, 1 - 1e-12)
         return norm.ppf(u).reshape(n_consumers, n_draws)
+    if kind == "xlogit-halton":
+        k = XLOGIT_HALTON_DROP + np.arange(n_consumers * n_draws)
+        return norm.ppf(radical_inverse(k, 2)).reshape(n_consumers, n_draws)
     raise ValueError(f"draws must be one of {DRAW_KINDS}, got {kind!r}")
 
 

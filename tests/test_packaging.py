@@ -1,5 +1,6 @@
 """The package as a researcher installs it: a normal (non-editable) install, outside a clone."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -68,10 +69,11 @@ def test_every_imported_package_is_declared():
     }
     imported = set()
     for path in (ROOT / "mlejax_helpers").rglob("*.py"):
-        for line in path.read_text().splitlines():
-            words = line.split()
-            if len(words) > 1 and words[0] in ("import", "from") and not words[1].startswith("."):
-                imported.add(words[1].split(".")[0])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"mlejax_helpers"}
     names = {"yaml": "pyyaml"}
     missing = {m for m in third_party if names.get(m, m) not in declared}

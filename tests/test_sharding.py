@@ -135,6 +135,8 @@ def test_bad_set_ups_are_refused():
         start_processes("127.0.0.1:1234", 2, 2)
     with pytest.raises(ValueError, match="coordinator must be 'host:port'"):
         start_processes("localhost", 2, 0)
+    with pytest.raises(ValueError, match="numeric port"):
+        start_processes("localhost:http", 2, 1)
     with pytest.raises(ValueError, match="weight must be >= 0"):
         ml.neg_loglik(ml.THETA_TRUE, d, -np.ones(20))
     assert to_host(np.ones(2)).shape == (2,)

@@ -143,8 +143,10 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
     timeout_s = positive_int(timeout_s, "timeout_s")
     if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be in 0..{num_processes - 1}, got {process_id!r}")
-    if not isinstance(coordinator, str) or ":" not in coordinator:
-        raise ValueError(f"coordinator must be 'host:port', got {coordinator!r}")
+    if not isinstance(coordinator, str) or not coordinator.rpartition(":")[2].isdigit():
+        raise ValueError(
+            f"coordinator must be 'host:port' with a numeric port, got {coordinator!r}"
+        )
     if process_id != 0:  # JAX aborts the process when it cannot connect: look first
         _wait_for_coordinator(coordinator, timeout_s, process_id, num_processes)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -150,6 +150,12 @@ def test_chapter_math_renders_and_figures_load(server, chapter):
     assert "<mjx-merror" not in dom and "data-mjx-error" not in dom, f"{chapter}: MathJax error"
     raw = re.findall(r'class="math[^"]*"[^>]*>\s*(\\\[|\\\()', dom)
     assert not raw, f"{chapter}: {len(raw)} equations left untypeset"
+    prose = re.sub(r"<(pre|code|script|style|mjx-container)\b.*?</\1>", "", dom, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", prose)  # what a reader sees as text
+    stray = re.findall(
+        r".{0,30}(?:\$|\\(?:frac|rho|qquad|nabla|sigma|theta|mathrm)\b).{0,30}", text
+    )
+    assert not stray, f"{chapter}: TeX shown as text (math not parsed): {stray[:5]}"
     parser = Links()
     parser.feed(dom)
     assert parser.imgs, f"{chapter}: no figure on the page"

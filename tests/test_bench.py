@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -37,6 +38,9 @@ def test_smoke_writes_valid_records_with_provenance(smoke_file):
         assert r["fit_s_median"] > 0 and r["fit_s_min"] <= r["fit_s_median"] <= r["fit_s_max"]
         assert r["nit"] > 0 and r["peak_rss_bytes"] > 0 and r["max_abs_error"] < 5
         assert r["neg_loglik_common"] > 0 and r["common_draws"] == 20
+        assert r["end_to_end_s_first"] >= r["fit_s_min"] > 0  # end to end includes the fit
+        assert r["end_to_end_s_min"] <= r["end_to_end_s_median"] <= r["end_to_end_s_max"]
+        assert r["sigma_hat"] >= 0 and np.isfinite(r["max_abs_z_bhhh"])
         prov = r["provenance"]
         for field in ("cpu", "cores", "devices", "versions", "git_commit", "date", "command"):
             assert prov[field], field
@@ -132,6 +136,41 @@ def test_a_torn_file_resumes_and_failures_can_be_retried(tmp_path):
     with pytest.warns(UserWarning):
         again = run(cfgs, out, progress=False, child=ok, retry_failed=True)  # ...unless retried
     assert [(r["seed"], r["status"]) for r in again] == [(2, "ok"), (3, "ok")]
+
+
+def test_process_repeats_run_each_configuration_in_fresh_processes_shuffled(tmp_path):
+    ok, _ = fake_child(tmp_path, OK_RESULT)
+    out = tmp_path / "r.jsonl"
+    cfgs = [Config("smoke", "mlejax", **TINY, seed=s) for s in (1, 2, 3)]
+    records = run(cfgs, out, progress=False, child=ok, process_repeats=3, shuffle_seed=1)
+    pairs = [(r["seed"], r["rep"]) for r in records]
+    assert sorted(pairs) == [(s, k) for s in (1, 2, 3) for k in range(3)]
+    assert pairs != sorted(pairs, key=lambda p: (p[1], p[0]))  # not in plain order
+    assert run(cfgs, out, progress=False, child=ok, process_repeats=3) == []  # all done
+    more = run(cfgs, out, progress=False, child=ok, process_repeats=4)
+    assert sorted(r["rep"] for r in more) == [3, 3, 3]
+
+
+def test_ties_are_called_from_the_spread():
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "key": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+            "label": list("aaabbbccc"),
+            "suite": "x",
+            "n": 1,
+            "j": 1,
+            "r": 1,
+            "status": "ok",
+            "fit_s_median": [1.0, 1.2, 1.1, 1.15, 1.3, 1.25, 2.0, 2.1, 2.2],
+        }
+    )
+    summary = report.across_processes(rows)
+    a, b, c = (summary[summary.label == x].iloc[0] for x in "abc")
+    assert a["runs"] == 3 and a["low"] == 1.0
+    assert report.verdict(a, b).startswith("tie")
+    assert report.verdict(c, a) == "a faster, 1.91x"
 
 
 def test_other_settings_are_not_resumed_from(tmp_path):

@@ -78,6 +78,13 @@ def main(argv=None) -> int:
         default=200,
         help="Halton draws of the common set every estimate is scored on",
     )
+    parser.add_argument(
+        "--process-repeats",
+        type=_positive(int),
+        default=1,
+        help="measure each configuration this many times, each in a fresh process, in a "
+        "shuffled order (default: %(default)s)",
+    )
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -105,6 +112,7 @@ def main(argv=None) -> int:
         common_draws=args.common_draws,
         progress=not args.no_progress,
         retry_failed=args.retry_failed,
+        process_repeats=args.process_repeats,
         command=shlex.join(["python", "-m", "mlejax_helpers.bench", *argv]),
     )
     for r in records:

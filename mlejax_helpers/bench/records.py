@@ -153,11 +153,12 @@ def read(path) -> list[dict]:
 FAILED = ("error", "timed out", "out of memory", "interrupted")
 
 
-def done_keys(path, fp: str | None = None, retry_failed: bool = False) -> set[str]:
-    """Configuration keys already recorded in ``path`` with fingerprint ``fp`` (any, if
-    ``None``); with ``retry_failed`` the records that failed do not count as done."""
+def done_keys(path, fp: str | None = None, retry_failed: bool = False) -> set[tuple[str, int]]:
+    """``(key, rep)`` of the runs already recorded in ``path`` with fingerprint ``fp`` (any,
+    if ``None``; ``rep`` is 0 for records without one); with ``retry_failed`` the records
+    that failed do not count as done."""
     return {
-        r["key"]
+        (r["key"], int(r.get("rep", 0)))
         for r in read(path)
         if "key" in r
         and (fp is None or r.get("fingerprint") == fp)

@@ -210,3 +210,21 @@ def fastest_converged(df: pd.DataFrame, **where) -> pd.Series:
     if sub.empty:
         raise ValueError(f"no converged record matches {where}")
     return sub.loc[sub["fit_s_median"].idxmin()]
+
+
+def across_processes(df: pd.DataFrame, value: str = "fit_s_median") -> pd.DataFrame:
+    """One row per configuration: the median, min and max of ``value`` over its converged
+    runs in separate processes (``rep``), and how many there were."""
+    ok = df[df.status == "ok"]
+    grouped = ok.groupby(["key", "label", "suite", "n", "j", "r"])[value]
+    out = grouped.agg(median="median", low="min", high="max", runs="size")
+    return out.reset_index()
+
+
+def verdict(a: pd.Series, b: pd.Series) -> str:
+    """Compare two rows of :func:`across_processes`: ``"tie"`` when their ranges (low to
+    high) overlap, else which label is faster and by what ratio of medians."""
+    if a["low"] <= b["high"] and b["low"] <= a["high"]:
+        return "tie (the ranges overlap)"
+    fast, slow = (a, b) if a["median"] < b["median"] else (b, a)
+    return f"{fast['label']} faster, {slow['median'] / fast['median']:.2f}x"

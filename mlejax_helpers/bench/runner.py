@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -147,14 +148,26 @@ def run(
     command=None,
     retry_failed=False,
     child=CHILD,
+    process_repeats=1,
+    shuffle_seed=0,
 ) -> list[dict]:
     """Run every configuration not yet in ``out`` for this machine and these settings; append
     each record at once; return them. An interrupt records the configuration it stopped as
-    ``"interrupted"`` before it propagates."""
+    ``"interrupted"`` before it propagates.
+
+    ``process_repeats``: each configuration is measured that many times, each time in a
+    fresh process (records carry ``rep``), in an order shuffled with ``shuffle_seed``, so
+    that a drift of the machine does not favour whatever runs first.
+    """
+    process_repeats = int(process_repeats)
+    if process_repeats < 1:
+        raise ValueError(f"process_repeats must be >= 1, got {process_repeats}")
     prov = provenance(command)
     fp = fingerprint(prov, repeats=repeats, common_draws=common_draws)
     done = done_keys(out, fp, retry_failed=retry_failed)
-    todo = [c for c in configs if c.key not in done]
+    todo = [(c, k) for k in range(process_repeats) for c in configs if (c.key, k) not in done]
+    if process_repeats > 1:
+        random.Random(shuffle_seed).shuffle(todo)
     has_gpu = prov["gpu"] is not None
     records = []
     bar = None
@@ -162,11 +175,11 @@ def run(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="config", desc="benchmark")
-    for cfg in todo:
+    for cfg, rep in todo:
         if bar is not None:
             bar.set_postfix_str(f"{cfg.suite}: {cfg.label} N={cfg.n} J={cfg.j} R={cfg.r}")
         settings = {"repeats": repeats, "common_draws": common_draws, "timeout_s": timeout}
-        base = {"key": cfg.key, "label": cfg.label, **cfg.to_dict(), **settings}
+        base = {"key": cfg.key, "rep": rep, "label": cfg.label, **cfg.to_dict(), **settings}
         try:
             result = run_one(
                 cfg,

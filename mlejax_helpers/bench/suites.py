@@ -181,6 +181,20 @@ def beyond():
     return rows
 
 
+def headtohead():
+    """Issue 12: ours and xlogit on identical (xlogit's) draws from the same start, end to end."""
+    rows = []
+    for n in (10_000, 100_000):
+        same = {"n": n, "j": 20, "r": 12, "draws": "xlogit-halton"}
+        rows += [
+            Config("headtohead", "mlejax", **same, gradient="analytic-fused", init="bhhh"),
+            Config("headtohead", "mlejax", **same),  # the reader's default fit(data)
+            Config("headtohead", "xlogit", **same, variant="ours"),
+            Config("headtohead", "xlogit", **same, variant="ours-bfgs"),
+        ]
+    return rows
+
+
 def sharding():
     """Chapter 8: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
@@ -214,12 +228,13 @@ SUITES = {
     "table2": table2,
     "table4": table4,
     "beyond": beyond,
+    "headtohead": headtohead,
     "sharding": sharding,
     "smoke": smoke,
 }
 
 
-ALL = ("table1", "table2", "table4", "beyond", "sharding")
+ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding")
 
 
 def configs_for(names) -> list[Config]:

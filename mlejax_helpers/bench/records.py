@@ -39,7 +39,8 @@ def cpu_model() -> str:
 
 def git_commit(cwd=None) -> str:
     """The commit of the checkout the benchmark runs in (the working directory), with
-    ``-dirty`` when tracked files outside ``results/`` have changed; ``"unknown"`` outside git."""
+    ``-dirty`` when tracked files outside ``results/`` have changed. Outside git (a copy of
+    the tree sent to another machine) it is ``$MLEJAX_GIT_COMMIT`` if set, else ``"unknown"``."""
 
     def git(*args):
         return subprocess.run(
@@ -50,8 +51,10 @@ def git_commit(cwd=None) -> str:
         sha = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha or "unknown") + ("-dirty" if dirty else "")
+        sha, dirty = "", ""
+    if not sha:
+        return os.environ.get("MLEJAX_GIT_COMMIT", "unknown")
+    return sha + ("-dirty" if dirty else "")
 
 
 PROBE = (

@@ -195,6 +195,16 @@ def headtohead():
     return rows
 
 
+def gpu():
+    """Issue 12 on a GPU: N = 100,000 and 1,000,000 (J = 20, R = 12), the fastest path
+    and the reader's default fit, end to end (skipped on a machine without a GPU)."""
+    return [
+        Config("gpu", "mlejax", n, 20, 12, device="gpu", **kw)
+        for n in (100_000, 1_000_000)
+        for kw in ({"gradient": "analytic-fused", "init": "bhhh"}, {})
+    ]
+
+
 def sharding():
     """Chapter 8: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
@@ -230,11 +240,12 @@ SUITES = {
     "beyond": beyond,
     "headtohead": headtohead,
     "sharding": sharding,
+    "gpu": gpu,
     "smoke": smoke,
 }
 
 
-ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding")
+ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding", "gpu")
 
 
 def configs_for(names) -> list[Config]:

@@ -164,11 +164,20 @@ def _one_consumer(row):
     )
 
 
-def default_chunk(data) -> int | None:
+def default_chunk(data, device=None) -> int | None:
     """Consumers per chunk so that one chunk holds about ``CHUNK_ELEMENTS`` elements, or
-    ``None`` when the whole ``(N, J, R)`` array is no larger than that."""
+    ``None`` when the whole ``(N, J, R)`` array is no larger than that.
+
+    On an accelerator that reports its memory (``device``, default the first), the
+    threshold is instead a 64th of that memory in float64 elements, so that a GPU
+    fits without chunking whatever leaves room for the dozen or so ``(N, J, R)``
+    temporaries of a value and gradient.
+    """
     n, j, r = data.shape
-    if n * j * r <= CHUNK_ELEMENTS:
+    device = device or jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    limit = max(CHUNK_ELEMENTS, (stats or {}).get("bytes_limit", 0) // (8 * 64))
+    if n * j * r <= limit:
         return None
     return max(1, CHUNK_ELEMENTS // (j * r))
 

@@ -169,14 +169,14 @@ def default_chunk(data, device=None) -> int | None:
     ``None`` when the whole ``(N, J, R)`` array is no larger than that.
 
     On an accelerator that reports its memory (``device``, default the first), the
-    threshold is instead a 64th of that memory in float64 elements, so that a GPU
+    threshold is instead a 16th of that memory in float64 elements, so that a GPU
     fits without chunking whatever leaves room for the dozen or so ``(N, J, R)``
     temporaries of a value and gradient.
     """
     n, j, r = data.shape
     device = device or jax.devices()[0]
     stats = device.memory_stats() if device.platform != "cpu" else None
-    limit = max(CHUNK_ELEMENTS, (stats or {}).get("bytes_limit", 0) // (8 * 64))
+    limit = max(CHUNK_ELEMENTS, (stats or {}).get("bytes_limit", 0) // (8 * 16))
     if n * j * r <= limit:
         return None
     return max(1, CHUNK_ELEMENTS // (j * r))

@@ -159,9 +159,75 @@ def _max_abs_z(theta, data, ml) -> float:
     return float(np.max(np.abs(theta - data.theta_true) / se))
 
 
+def _fit_electricity(cfg, df, model, theta0) -> dict:
+    """One end-to-end fit of the electricity panel by ``cfg.kind``: ours (data built from the
+    DataFrame, draws, compilation, fit), xlogit or jaxlogit (their own fit call)."""
+    from ..mixed_logit import panel, panel_data, panel_peers
+
+    cols = panel_data.ELECTRICITY_COLUMNS
+    if cfg.kind == "panel":
+        data, _ = panel_data.from_long(df, attributes=model.attributes, **cols)
+        draws = panel_data.panel_draws(data.x.shape[0], cfg.r, len(model.random), cfg.draws)
+        f = panel.fit_panel(model, data, draws, theta0, method=cfg.solver, gradient=cfg.gradient)
+        return {
+            "theta": f.theta,
+            "neg_loglik": f.neg_loglik,
+            "success": f.success,
+            "message": f.message,
+            "nit": f.nit,
+            "compile_s": f.compile_s,
+            "run_s": f.run_s,
+        }
+    peer = (
+        panel_peers.fit_xlogit_panel
+        if cfg.kind == "panel-xlogit"
+        else (panel_peers.fit_jaxlogit_panel)
+    )
+    r = peer(df, model, theta0, n_draws=cfg.r, optim_method=cfg.solver, **cols)
+    return {k: r[k] for k in ("theta", "neg_loglik", "success", "message", "nit")}
+
+
+def measure_electricity(cfg: Config, repeats: int) -> dict:
+    """Issue 11: Train's electricity panel, six independent normal coefficients, xlogit's
+    Halton draws and start for every tool; each estimate is also scored by our likelihood."""
+    from ..mixed_logit import panel, panel_data
+
+    df = panel_data.load_electricity()
+    attrs = panel_data.ELECTRICITY_ATTRIBUTES
+    model = panel_data.PanelModel(attrs, {a: "n" for a in attrs})
+    theta0 = panel.default_start(model)
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        runs.append(_fit_electricity(cfg, df, model, theta0))
+        runs[-1]["end_to_end_s"] = time.perf_counter() - t0
+    data, _ = panel_data.from_long(df, attributes=attrs, **panel_data.ELECTRICITY_COLUMNS)
+    draws = panel_data.panel_draws(data.x.shape[0], cfg.r, len(attrs), "xlogit-halton")
+    ends = np.array([r["end_to_end_s"] for r in runs])
+    last = runs[-1]
+    fits = [r["run_s"] for r in runs if "run_s" in r]
+    return {
+        **{k: v for k, v in last.items() if k not in ("theta", "run_s", "end_to_end_s")},
+        "theta": np.asarray(last["theta"]).tolist(),
+        "names": list(model.param_names),
+        "neg_loglik_ours_at_theta": float(panel.neg_loglik(last["theta"], model, data, draws)),
+        "end_to_end_s_first": float(ends[0]),
+        "end_to_end_s_median": float(np.median(ends)),
+        "end_to_end_s_min": float(ends.min()),
+        "end_to_end_s_max": float(ends.max()),
+        "fit_s_median": float(np.median(fits)) if fits else None,
+        "compile_s": last.get("compile_s"),
+        "repeats_done": len(runs),
+        "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "status": "ok" if last["success"] else "did not converge",
+    }
+
+
 def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
     """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
     _config.enable_x64()
+    if cfg.kind.startswith("panel"):
+        return measure_electricity(cfg, repeats)
     from .. import mixed_logit as ml
 
     data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)

@@ -60,6 +60,11 @@ class Config:
             return f"one evaluation each ({self.allocator} allocator)"
         if self.kind == "sharding":
             return f"mesh of {self.devices} forced host device(s)"
+        if self.kind.startswith("panel"):
+            tool = {"panel": f"mlejax ({self.gradient})", "panel-xlogit": "xlogit"}.get(
+                self.kind, "jaxlogit"
+            )
+            return f"{tool}, {self.solver}"
         jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
             (self.jit_loglik, self.jit_grad), "no jit"
         )
@@ -205,6 +210,25 @@ def gpu():
     ]
 
 
+def realdata():
+    """Issue 11: Train's electricity panel (361 persons, J = 4, six normal coefficients) on
+    xlogit's Halton draws from xlogit's start: ours, xlogit and jaxlogit, end to end."""
+    e = {"n": 361, "j": 4, "draws": "xlogit-halton"}
+    rows = []
+    for r in (100, 600):
+        rows += [
+            Config("realdata", "panel", r=r, gradient="analytic", solver="L-BFGS-B", **e),
+            Config("realdata", "panel-xlogit", r=r, solver="L-BFGS-B", **e),
+            Config("realdata", "panel-jaxlogit", r=r, solver="L-BFGS-scipy", **e),
+        ]
+    rows += [
+        Config("realdata", "panel", r=600, gradient="analytic", solver="BFGS", **e),
+        Config("realdata", "panel", r=600, gradient="autodiff", solver="L-BFGS-B", **e),
+        Config("realdata", "panel-jaxlogit", r=600, solver="L-BFGS-jax", **e),
+    ]
+    return rows
+
+
 def sharding():
     """Chapter 8: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
@@ -241,11 +265,12 @@ SUITES = {
     "headtohead": headtohead,
     "sharding": sharding,
     "gpu": gpu,
+    "realdata": realdata,
     "smoke": smoke,
 }
 
 
-ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding", "gpu")
+ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding", "gpu", "realdata")
 
 
 def configs_for(names) -> list[Config]:

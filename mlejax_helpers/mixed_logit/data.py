@@ -149,11 +149,11 @@ def radical_inverse(k, base: int) -> np.ndarray:
     r"""The van der Corput radical inverse :math:`\phi_b(k)` of integers ``k`` in ``base``:
     the base-``b`` digits of ``k`` mirrored about the radix point (``phi_2(6) = 0.011_2``)."""
     k = np.asarray(k, dtype=np.int64).copy()
-    out, scale = np.zeros(k.shape), 1.0 / base
+    out, t = np.zeros(k.shape), 1
     while np.any(k > 0):
         k, digit = np.divmod(k, base)
-        out += digit * scale
-        scale /= base
+        out += digit * (1.0 / base**t)  # 1 / b^t rounded once, as xlogit computes it
+        t += 1
     return out
 
 

@@ -272,7 +272,7 @@ def objective(data, opts: FitOptions) -> Objective:
     return _jax_objective(data, opts)
 
 
-class _Counted:
+class Counted:
     """``fn`` with a count of its calls (``calls``)."""
 
     def __init__(self, fn):
@@ -308,7 +308,7 @@ def _scipy_options(opts: FitOptions) -> dict:
     }.get(opts.method, {"gtol": gtol, "maxiter": maxiter})
 
 
-def _finite_outcome(success, message, theta, total) -> tuple[bool, str]:
+def finite_outcome(success, message, theta, total) -> tuple[bool, str]:
     """``success`` and ``message``, with success withdrawn for a non-finite optimum."""
     if np.isfinite(total) and np.all(np.isfinite(theta)):
         return bool(success), str(message)
@@ -357,11 +357,11 @@ def fit(
     opts = check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk, mesh)
     obj = objective(data, opts)
     compile_s = _warm_up(obj, theta0, opts.init)
-    counted = _Counted(obj.fun)
+    counted = Counted(obj.fun)
     options = _scipy_options(opts)
     t0 = time.perf_counter()
     if opts.init == "bhhh":
-        options["hess_inv0"] = _symmetric_inverse(obj.opg(theta0) / obj.n)
+        options["hess_inv0"] = symmetric_inverse(obj.opg(theta0) / obj.n)
     res = minimize(
         counted,
         theta0,
@@ -373,7 +373,7 @@ def fit(
     run_s = time.perf_counter() - t0
     theta_hat = np.asarray(res.x, dtype=float)
     total = obj.total(theta_hat)
-    success, message = _finite_outcome(res.success, res.message, theta_hat, total)
+    success, message = finite_outcome(res.success, res.message, theta_hat, total)
     return FitResult(
         theta_hat,
         total,
@@ -391,7 +391,7 @@ def fit(
     )
 
 
-def _symmetric_inverse(a) -> np.ndarray:
+def symmetric_inverse(a) -> np.ndarray:
     """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
     With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
@@ -406,12 +406,12 @@ def fit_pandas(data, theta0=None, *, gtol=1e-6) -> FitResult:
     data = check_data(data)
     theta0 = THETA_START.copy() if theta0 is None else check_theta(theta0)
     df, n = to_long_dataframe(data), data.shape[0]
-    counted = _Counted(lambda th: neg_loglik_pandas(th, df, data.draws) / n)
+    counted = Counted(lambda th: neg_loglik_pandas(th, df, data.draws) / n)
     t0 = time.perf_counter()
     res = minimize(counted, theta0, method="BFGS", options={"gtol": positive_number(gtol, "gtol")})
     run_s = time.perf_counter() - t0
     total = neg_loglik_numpy(res.x, data) if np.all(np.isfinite(res.x)) else np.nan
-    success, message = _finite_outcome(res.success, res.message, res.x, total)
+    success, message = finite_outcome(res.success, res.message, res.x, total)
     return FitResult(
         np.asarray(res.x),
         total,
@@ -453,7 +453,7 @@ def fit_jax_loop(data, theta0=None, *, gtol=1e-6, maxiter=1000) -> FitResult:
     res = jax.block_until_ready(solve(theta0, dev))
     run_s = time.perf_counter() - t0
     theta, total = np.asarray(res.x), float(res.fun) * n
-    success, message = _finite_outcome(
+    success, message = finite_outcome(
         res.success, f"jax.scipy status {int(res.status)}", theta, total
     )
     return FitResult(
@@ -487,22 +487,30 @@ def standard_errors(theta, data: MixedLogitData) -> pd.DataFrame:
     require_x64()
     dev = jax.device_put(data)
     h = np.asarray(jax.jit(jax.hessian(neg_loglik))(theta, dev))
+    s = np.asarray(jax.jit(scores_analytic)(theta, dev))
+    cov = covariances(h, s)
+    return pd.DataFrame(
+        {
+            "estimate": theta,
+            "true": data.theta_true,
+            **{f"se_{k}": np.sqrt(np.diag(v)) for k, v in cov.items()},
+        },
+        index=list(PARAM_NAMES),
+    )
+
+
+def covariances(hessian, scores) -> dict:
+    r"""The estimate's covariance three ways, from the Hessian ``H`` ``(k, k)`` of the total
+    -LL and the per-unit scores ``S`` ``(n, k)``, with :math:`B = S'S`: ``hessian``
+    :math:`H^{-1}`, ``bhhh`` :math:`B^{-1}` and ``sandwich`` (robust)
+    :math:`H^{-1} B H^{-1}`. ``ValueError`` unless ``H`` is positive definite (a
+    local minimum); otherwise Hessian-based standard errors are meaningless."""
+    h, s = np.asarray(hessian, dtype=float), np.asarray(scores, dtype=float)
     eig = np.linalg.eigvalsh(h)
     if eig[0] <= 0:
         raise ValueError(
             f"the Hessian at theta is not positive definite (smallest eigenvalue {eig[0]:.3g}): "
             "theta is not a local minimum, so Hessian-based standard errors are meaningless"
         )
-    s = np.asarray(jax.jit(scores_analytic)(theta, dev))
-    b = s.T @ s
-    h_inv = np.linalg.inv(h)
-    return pd.DataFrame(
-        {
-            "estimate": theta,
-            "true": data.theta_true,
-            "se_hessian": np.sqrt(np.diag(h_inv)),
-            "se_bhhh": np.sqrt(np.diag(np.linalg.inv(b))),
-            "se_sandwich": np.sqrt(np.diag(h_inv @ b @ h_inv)),
-        },
-        index=list(PARAM_NAMES),
-    )
+    b, h_inv = s.T @ s, np.linalg.inv(h)
+    return {"hessian": h_inv, "bhhh": np.linalg.inv(b), "sandwich": h_inv @ b @ h_inv}

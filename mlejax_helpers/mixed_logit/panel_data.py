@@ -1,0 +1,254 @@
+"""Data for the general panel mixed logit: the model's specification, long data in, draws.
+
+A *person* ``p = 1..P`` faces up to ``T`` choice *situations*, each among up to
+``J`` alternatives described by ``K`` attributes. :func:`from_long` turns the
+long layout xlogit and mlogit users already have (one row per situation and
+alternative) into padded arrays :class:`PanelData`; :func:`panel_draws` makes the
+standard normal draws ``(P, R, K_r)``, one set per person shared by all that
+person's situations (the panel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm, qmc
+
+from .._validate import positive_int
+from .data import XLOGIT_HALTON_DROP, radical_inverse
+
+DISTRIBUTIONS = ("n", "ln")
+PANEL_DRAW_KINDS = ("pseudo", "halton", "xlogit-halton")
+# xlogit 0.2.7's primes, one per random coefficient, in order (67 is not among them)
+ELECTRICITY_ATTRIBUTES = ("pf", "cl", "loc", "wk", "tod", "seas")
+ELECTRICITY_COLUMNS = {
+    "person": "id",
+    "situation": "chid",
+    "alternative": "alt",
+    "choice": "choice",
+}
+XLOGIT_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 71, 73)
+
+
+@dataclass(frozen=True)
+class PanelModel:
+    r"""Which coefficients are random, and how. Hashable: a static argument of ``jax.jit``.
+
+    ``attributes``: the ``K`` attribute names, in the order of ``PanelData.x``.
+    ``random``: ``{name: "n" | "ln"}`` for the random coefficients, in draw order.
+    A normal coefficient is :math:`\beta = m + (L\eta)_k`; a lognormal one is
+    :math:`\beta = \exp(m + (L\eta)_k)`, always *positive*: for a price, whose
+    coefficient should be negative, enter the negated price (as xlogit and
+    Train do). ``L`` is diagonal (the standard deviations) unless
+    ``correlated``, when it is the lower-triangular Cholesky factor of the
+    random coefficients' covariance (of their logs, for lognormal ones).
+
+    Parameters, in order: one ``m`` per attribute, then ``sd.<name>`` per random
+    coefficient, or, when correlated, ``chol.<row>.<col>`` row by row.
+    """
+
+    attributes: tuple
+    random: tuple = ()
+    correlated: bool = False
+
+    def __post_init__(self):
+        attrs = tuple(self.attributes)
+        rand = tuple(dict(self.random).items())
+        if not attrs or len(set(attrs)) != len(attrs):
+            raise ValueError(f"attributes must be distinct names, got {attrs!r}")
+        for name, dist in rand:
+            if name not in attrs:
+                raise ValueError(f"random coefficient {name!r} is not one of attributes {attrs}")
+            if dist not in DISTRIBUTIONS:
+                raise ValueError(f"random[{name!r}] must be one of {DISTRIBUTIONS}, got {dist!r}")
+        object.__setattr__(self, "attributes", attrs)
+        object.__setattr__(self, "random", rand)
+
+    @property
+    def random_index(self) -> tuple:
+        """Positions in ``attributes`` of the random coefficients, in draw order."""
+        return tuple(self.attributes.index(name) for name, _ in self.random)
+
+    @property
+    def lognormal(self) -> np.ndarray:
+        """``(K_r,)`` booleans: which random coefficients are lognormal."""
+        return np.array([dist == "ln" for _, dist in self.random], dtype=bool)
+
+    @property
+    def param_names(self) -> tuple:
+        names = [r[0] for r in self.random]
+        if self.correlated:
+            rest = [f"chol.{names[i]}.{names[j]}" for i in range(len(names)) for j in range(i + 1)]
+        else:
+            rest = [f"sd.{n}" for n in names]
+        return self.attributes + tuple(rest)
+
+
+class PanelData(NamedTuple):
+    """Padded arrays of a panel (a JAX pytree). ``P`` persons, ``T`` situations each at most,
+    ``J`` alternatives, ``K`` attributes.
+
+    ``x`` ``(P, T, J, K)``; ``dx`` ``(P, T, J, K)``, each alternative's attributes
+    less the chosen one's (precomputed once: utilities relative to the chosen
+    alternative are all the likelihood needs); ``avail`` ``(P, T, J)``, 1.0 where
+    available, else 0.0; ``chosen`` ``(P, T)`` index of the chosen alternative. A
+    padded situation (a person with fewer than ``T``) has zero attributes and only
+    alternative 0 available and chosen, so its log-probability is exactly 0.
+    """
+
+    x: np.ndarray
+    dx: np.ndarray
+    avail: np.ndarray
+    chosen: np.ndarray
+
+
+class PanelIndex(NamedTuple):
+    """What :func:`from_long` maps the arrays' axes to: ``persons`` (sorted ids, axis 0),
+    ``situations`` ``(P, T)`` ids (None where padded), ``alternatives`` (axis 2; the
+    outside option is ``None``), ``attributes`` (axis 3)."""
+
+    persons: np.ndarray
+    situations: np.ndarray
+    alternatives: tuple
+    attributes: tuple
+
+
+def _require(df, columns):
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}; it has {list(df.columns)}")
+
+
+def _numeric(df, attributes) -> np.ndarray:
+    for a in attributes:
+        if not (pd.api.types.is_numeric_dtype(df[a]) or pd.api.types.is_bool_dtype(df[a])):
+            raise TypeError(f"attribute column {a!r} must be numeric, got dtype {df[a].dtype}")
+    x = df[list(attributes)].to_numpy(dtype=float)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"attribute {attributes[col]!r} must be finite: {bad.sum()} NaN or inf value(s), "
+            f"the first in row {df.index[row]!r}"
+        )
+    return x
+
+
+def _flags(series, name) -> np.ndarray:
+    values = pd.unique(series)
+    if not set(values.tolist()) <= {0, 1}:  # True == 1 and False == 0
+        raise ValueError(f"column {name!r} must hold 0/1 or booleans, got values {values[:5]}")
+    return series.to_numpy().astype(bool)
+
+
+def from_long(
+    df,
+    *,
+    person,
+    situation,
+    alternative,
+    choice,
+    attributes,
+    availability=None,
+    outside_option=False,
+) -> tuple[PanelData, PanelIndex]:
+    """Padded :class:`PanelData` from a long DataFrame (one row per situation x alternative).
+
+    Persons are numbered in the sorted order of their ids (xlogit's convention,
+    which decides which draws each person gets); a person's rows need *not* be
+    contiguous, and situations keep the order of their first row. Each situation
+    must belong to one person and have exactly one chosen alternative, or, with
+    ``outside_option=True``, at most one: a situation with none chose the
+    outside option, an extra alternative of utility 0 (always available). Rows
+    with ``availability`` 0 are unavailable alternatives and may not be chosen;
+    alternatives missing from a situation are unavailable too.
+    """
+    attributes = tuple(attributes)
+    cols = [person, situation, alternative, choice, *attributes]
+    _require(df, cols + ([availability] if availability else []))
+    x = _numeric(df, attributes)
+    chosen = _flags(df[choice], choice)
+    avail = _flags(df[availability], availability) if availability else np.ones(len(df), bool)
+    if (chosen & ~avail).any():
+        raise ValueError(
+            f"a chosen alternative is unavailable ({availability!r} = 0) in row(s) "
+            f"{list(df.index[chosen & ~avail][:5])}"
+        )
+    if df[cols[:3]].isna().any().any():
+        raise ValueError(f"columns {cols[:3]} must have no missing values")
+    persons, p = np.unique(df[person].to_numpy(), return_inverse=True)
+    alts, j = np.unique(df[alternative].to_numpy(), return_inverse=True)
+    s, sit_ids = pd.factorize(df[situation])  # first-appearance order
+    owners = pd.Series(p).groupby(s).nunique()
+    if (owners > 1).any():
+        raise ValueError(f"situation {sit_ids[owners.idxmax()]!r} has rows of several persons")
+    if pd.Series(s * len(alts) + j).duplicated().any():
+        raise ValueError(f"some situation lists one {alternative!r} twice")
+    n_chosen = np.bincount(s, weights=chosen, minlength=len(sit_ids))
+    wrong = (n_chosen > 1) | ((n_chosen == 0) & (not outside_option))
+    if wrong.any():
+        k = int(np.argmax(wrong))
+        raise ValueError(
+            f"situation {sit_ids[k]!r} has {int(n_chosen[k])} chosen alternatives; each needs "
+            f"exactly one{' (or none, for the outside option)' if outside_option else ''}"
+        )
+    sit_person = np.zeros(len(sit_ids), int)
+    sit_person[s] = p
+    t_of = pd.Series(sit_person).groupby(sit_person).cumcount().to_numpy()
+    P, T, J = len(persons), int(t_of.max()) + 1, len(alts) + bool(outside_option)
+    X = np.zeros((P, T, J, len(attributes)))
+    A = np.zeros((P, T, J), bool)
+    A[:, :, 0] = True  # padded situations: only alternative 0, chosen, utility 0
+    A[sit_person, t_of] = False
+    A[sit_person, t_of, -1] = outside_option
+    C = np.zeros((P, T), int)
+    C[sit_person, t_of] = len(alts)  # the outside option where none is chosen
+    X[p, t_of[s], j], A[p, t_of[s], j] = x, avail
+    C[p[chosen], t_of[s[chosen]]] = j[chosen]
+    situations = np.full((P, T), None, object)
+    situations[sit_person, t_of] = np.asarray(sit_ids, object)
+    data = PanelData(X, X - np.take_along_axis(X, C[:, :, None, None], 2), A.astype(float), C)
+    return data, PanelIndex(
+        persons, situations, (*alts.tolist(),) + (None,) * outside_option, attributes
+    )
+
+
+def load_electricity() -> pd.DataFrame:
+    """Train's electricity-supplier panel in long layout (17,232 rows; see the package's
+    ``data/README.md`` for its provenance): ``id`` (person), ``chid`` (situation),
+    ``alt`` (1-4), ``choice`` (bool) and the attributes ``pf``, ``cl``, ``loc``,
+    ``wk``, ``tod``, ``seas``."""
+    path = resources.files("mlejax_helpers") / "data" / "electricity.csv.gz"
+    with resources.as_file(path) as f:
+        return pd.read_csv(f)
+
+
+def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed=0):
+    """Standard normal draws ``(P, R, K_r)``: person ``p``'s draws, shared by all its situations.
+
+    ``"pseudo"``: NumPy's generator. ``"halton"``: scrambled Halton points, one
+    prime per random coefficient (scipy's ``qmc.Halton``), person ``p`` taking
+    points ``p*R .. p*R + R - 1``. ``"xlogit-halton"``: exactly xlogit 0.2.7's
+    draws (unscrambled, the first 100 points dropped, primes
+    :data:`XLOGIT_PRIMES`; ``seed`` unused), so both tools fit the same objective.
+    """
+    P, R = positive_int(n_persons, "n_persons"), positive_int(n_draws, "n_draws")
+    k = positive_int(n_random, "n_random") if n_random else 0
+    if kind == "pseudo":
+        return np.random.default_rng(seed).standard_normal((P, R, k))
+    if kind == "halton":
+        u = qmc.Halton(d=max(k, 1), scramble=True, seed=seed).random(P * R)[:, :k]
+        return norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)).reshape(P, R, k)
+    if kind == "xlogit-halton":
+        if k > len(XLOGIT_PRIMES):
+            raise ValueError(f"xlogit-halton supports {len(XLOGIT_PRIMES)} random coefficients")
+        i = XLOGIT_HALTON_DROP + np.arange(P * R)
+        u = [radical_inverse(i, b) for b in XLOGIT_PRIMES[:k]]
+        return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
+    raise ValueError(f"kind must be one of {PANEL_DRAW_KINDS}, got {kind!r}")

@@ -1,0 +1,136 @@
+"""The general panel mixed logit fitted by its peers, xlogit 0.2.7 and jaxlogit 1.0.0.
+
+Both take the long DataFrame itself. Each fit is timed end to end (the peer's
+own set-up, draws and optimisation), standard errors skipped (``skip_std_errs``)
+so that every side times estimation alone. Both peers use xlogit's Halton draws,
+which :func:`~.panel_data.panel_draws` reproduces (``kind="xlogit-halton"``), so
+all three tools can optimise the same objective from the same start.
+
+jaxlogit keeps standard deviations positive through ``softplus``: its ``sd``
+parameters are ``softplus^{-1}(sd)``; our start is translated into that scale,
+and its estimate back.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .panel_data import PanelModel
+
+
+def _order(names, model: PanelModel) -> list:
+    return [list(names).index(n) for n in model.param_names]
+
+
+def _long(df, model, choice):
+    attrs = list(model.attributes)
+    return df[attrs], df[choice].astype(int), attrs, dict(model.random)
+
+
+def fit_xlogit_panel(
+    df,
+    model: PanelModel,
+    theta0,
+    *,
+    person,
+    situation,
+    alternative,
+    choice,
+    n_draws,
+    optim_method="L-BFGS-B",
+) -> dict:
+    """xlogit's ``MixedLogit.fit`` on the long DataFrame ``df`` from ``theta0`` (our order)."""
+    from xlogit import MixedLogit
+
+    x, y, attrs, rand = _long(df, model, choice)
+    t0 = time.perf_counter()
+    fitted = MixedLogit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fitted.fit(
+            X=x,
+            y=y,
+            varnames=attrs,
+            alts=df[alternative],
+            ids=df[situation],
+            panels=df[person],
+            randvars=rand,
+            n_draws=n_draws,
+            halton=True,
+            init_coeff=np.asarray(theta0, float)[_order(_xlogit_names(model), model)],
+            optim_method=optim_method,
+            skip_std_errs=True,
+            verbose=0,
+        )
+    seconds = time.perf_counter() - t0
+    theta = np.asarray(fitted.coeff_, float)[_order(fitted.coeff_names, model)]
+    return {
+        "tool": f"xlogit ({optim_method})",
+        "theta": theta,
+        "neg_loglik": -float(fitted.loglikelihood),
+        "success": bool(fitted.convergence),
+        "message": str(fitted.estimation_message),
+        "nit": int(fitted.total_iter),
+        "end_to_end_s": seconds,
+    }
+
+
+def _xlogit_names(model):
+    """xlogit's parameter order: every attribute, then ``sd.<name>`` in attribute order."""
+    rand = dict(model.random)
+    return list(model.attributes) + [f"sd.{a}" for a in model.attributes if a in rand]
+
+
+def fit_jaxlogit_panel(
+    df,
+    model: PanelModel,
+    theta0,
+    *,
+    person,
+    situation,
+    alternative,
+    choice,
+    n_draws,
+    optim_method="L-BFGS-scipy",
+) -> dict:
+    """jaxlogit's ``MixedLogit.fit`` on ``df`` from ``theta0`` (our order, sds translated)."""
+    from jaxlogit.mixed_logit import ConfigData, MixedLogit
+
+    x, y, attrs, rand = _long(df, model, choice)
+    k = len(model.attributes)
+    start = np.asarray(theta0, float).copy()
+    start[k:] = np.log(np.expm1(np.abs(start[k:])))  # softplus^{-1}
+    names = _xlogit_names(model)
+    config = ConfigData(
+        panels=df[person],
+        n_draws=n_draws,
+        skip_std_errs=True,
+        optim_method=optim_method,
+        init_coeff=start[_order(names, model)],
+    )
+    t0 = time.perf_counter()
+    fitted = MixedLogit()
+    fitted.fit(
+        X=x,
+        y=y,
+        varnames=attrs,
+        ids=df[situation],
+        alts=df[alternative],
+        randvars=rand,
+        config=config,
+    )
+    seconds = time.perf_counter() - t0
+    theta = np.asarray(fitted.coeff_, float)[_order(fitted.coeff_names, model)]
+    theta[k:] = np.log1p(np.exp(theta[k:]))  # softplus: back to standard deviations
+    return {
+        "tool": f"jaxlogit ({optim_method})",
+        "theta": theta,
+        "neg_loglik": -float(fitted.loglikelihood),
+        "success": bool(fitted.convergence),
+        "message": str(getattr(fitted, "estimation_message", "")),
+        "nit": int(getattr(fitted, "total_iter", -1)),
+        "end_to_end_s": seconds,
+    }

@@ -55,8 +55,9 @@ def _check(model, data, draws, theta=None):
 
 
 def coefficients(theta, model: PanelModel, draws):
-    r"""``(beta, d_eta)``: ``beta`` ``(P, R, K)`` every coefficient per person and draw (fixed
-    ones repeated), ``d_eta`` ``(P, R, K_r)`` the random ones' derivative with respect to
+    r"""``(beta, d_eta)`` for draws ``(..., K_r)`` (e.g. ``(P, R, K_r)``): ``beta`` ``(..., K)``
+    every coefficient per draw (fixed ones repeated), ``d_eta`` ``(..., K_r)`` the random
+    ones' derivative with respect to
     their exponent :math:`m_k + (L\eta)_k` (1 for normal, ``beta`` for lognormal)."""
     k, kr, idx = len(model.attributes), len(model.random), jnp.array(model.random_index, int)
     mean = theta[:k]
@@ -68,7 +69,7 @@ def coefficients(theta, model: PanelModel, draws):
     expo = mean[idx] + draws @ chol.T
     ln = jnp.asarray(model.lognormal)
     beta_r = jnp.where(ln, jnp.exp(jnp.where(ln, expo, 0.0)), expo)
-    beta = jnp.broadcast_to(mean, (*draws.shape[:2], k)).at[..., idx].set(beta_r)
+    beta = jnp.broadcast_to(mean, (*draws.shape[:-1], k)).at[..., idx].set(beta_r)
     return beta, jnp.where(ln, beta_r, 1.0)
 
 
@@ -85,17 +86,38 @@ def _person(dx, avail, beta):
     return -jnp.sum(jnp.log(s), axis=0), -jnp.einsum("tjr,tjk->rk", e / s[:, None, :], dx)
 
 
-def _per_person(fn, data, beta, block):
-    """``fn(dx, avail, beta)`` for every person, ``block`` persons at a time (``lax.map``):
-    the ``(block, T, J, R)`` temporaries stay in cache instead of ``(P, T, J, R)`` in memory."""
-    return jax.lax.map(lambda a: fn(*a), (data.dx, data.avail, beta), batch_size=block)
+def _per_person(fn, theta, model, data, draws, block):
+    """``fn(theta, model, dx, avail, draws)`` for every person, ``block`` persons at a time
+    (``lax.map``), so the ``(block, T, J, R)`` temporaries stay in cache."""
+    rows = (data.dx, data.avail, draws)
+    return jax.lax.map(lambda a: fn(theta, model, *a), rows, batch_size=block)
 
 
-def log_lik_persons(theta, model, data, draws, block=BLOCK):
+def _person_loglik(theta, model, dx, avail, draws):
+    r"""One person's :math:`\log \check L_p` and draw weights :math:`\ell_r` ``(R,)``."""
+    ell = _person(dx, avail, coefficients(theta, model, draws)[0])[0]
+    return jax.nn.logsumexp(ell) - jnp.log(ell.shape[0]), ell
+
+
+def _person_scores(theta, model, dx, avail, draws):
+    r"""One person's :math:`\log \check L_p` and score ``(n_theta,)`` (see
+    :func:`value_and_scores`)."""
+    beta, d_eta = coefficients(theta, model, draws)
+    ell, g = _person(dx, avail, beta)
+    w = jax.nn.softmax(ell)[:, None] * g  # d log L_p / d beta_rk   (R, K)
+    idx = jnp.array(model.random_index, int)
+    w_r = w[:, idx] * d_eta  # through the exponent of each random coefficient
+    s_mean = w.sum(axis=0).at[idx].set(w_r.sum(axis=0))
+    s_chol = w_r.T @ draws  # (K_r, K_r): d / d L_kl = sum_r w_rk eta_rl
+    kr = len(model.random)
+    rows, cols = np.tril_indices(kr) if model.correlated else (np.arange(kr), np.arange(kr))
+    log_l = jax.nn.logsumexp(ell) - jnp.log(ell.shape[0])
+    return log_l, jnp.concatenate([s_mean, s_chol[rows, cols]])
+
+
+def log_lik_persons(theta, model, data, draws):
     r""":math:`\log \check L_p` for every person ``(P,)``."""
-    beta, _ = coefficients(theta, model, draws)
-    ell = _per_person(lambda *a: _person(*a)[0], data, beta, block)
-    return jax.nn.logsumexp(ell, axis=1) - jnp.log(draws.shape[1])
+    return _per_person(_person_loglik, theta, model, data, draws, BLOCK)[0]
 
 
 def neg_loglik(theta, model: PanelModel, data: PanelData, draws, weight=None):
@@ -113,20 +135,11 @@ def value_and_scores(theta, model: PanelModel, data: PanelData, draws):
     of :math:`\ell_{pr} = \sum_t \log P_{ptr}`),
     :math:`\partial \log \check L_p / \partial \beta_{prk} = \omega_{pr} g_{prk}` (see
     :func:`_person`); the chain rule through :func:`coefficients` gives each
-    parameter's score.
+    parameter's score. Computed person by person, inside the blocks.
     """
     theta = _check(model, data, draws, theta)
-    beta, d_eta = coefficients(theta, model, draws)
-    ell, g = _per_person(_person, data, beta, BLOCK)
-    log_l = jax.nn.logsumexp(ell, axis=1) - jnp.log(draws.shape[1])
-    w = jax.nn.softmax(ell, axis=1)[..., None] * g  # d log L_p / d beta_prk  (P, R, K)
-    idx = jnp.array(model.random_index, int)
-    w_r = w[..., idx] * d_eta  # through the exponent of each random coefficient
-    s_mean = w.sum(axis=1).at[:, idx].set(w_r.sum(axis=1))
-    s_chol = jnp.einsum("prk,prl->pkl", w_r, draws)
-    kr = len(model.random)
-    rows, cols = np.tril_indices(kr) if model.correlated else (np.arange(kr), np.arange(kr))
-    return -jnp.sum(log_l), jnp.concatenate([s_mean, s_chol[:, rows, cols]], axis=1)
+    log_l, scores = _per_person(_person_scores, theta, model, data, draws, BLOCK)
+    return -jnp.sum(log_l), scores
 
 
 def value_and_grad(theta, model: PanelModel, data: PanelData, draws):
@@ -263,8 +276,7 @@ def conditional_means(theta, model: PanelModel, data: PanelData, draws) -> np.nd
     :math:`\bar\beta_p = \sum_r \omega_{pr} \beta_{pr}` ``(P, K_r)``, with :math:`\omega_{pr}`
     the likelihood weight of draw ``r`` in person ``p``'s choices."""
     theta = _check(model, data, draws, theta)
-    beta, _ = coefficients(theta, model, draws)
-    ell = _per_person(lambda *a: _person(*a)[0], data, beta, BLOCK)
+    ell = _per_person(_person_loglik, theta, model, data, draws, BLOCK)[1]
     omega = jax.nn.softmax(ell, axis=1)
-    beta_r = beta[..., jnp.array(model.random_index, int)]
+    beta_r = coefficients(theta, model, draws)[0][..., jnp.array(model.random_index, int)]
     return np.asarray(jnp.einsum("pr,prk->pk", omega, beta_r))

@@ -117,6 +117,11 @@ class PanelIndex(NamedTuple):
     attributes: tuple
 
 
+def _show(value) -> str:
+    """``repr`` of an id, as a plain Python value (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _require(df, columns):
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
@@ -135,7 +140,7 @@ def _numeric(df, attributes) -> np.ndarray:
         row, col = np.argwhere(bad)[0]
         raise ValueError(
             f"attribute {attributes[col]!r} must be finite: {bad.sum()} NaN or inf value(s), "
-            f"the first in row {df.index[row]!r}"
+            f"the first in row {_show(df.index[row])}"
         )
     return x
 
@@ -187,7 +192,7 @@ def from_long(
     s, sit_ids = pd.factorize(df[situation])  # first-appearance order
     owners = pd.Series(p).groupby(s).nunique()
     if (owners > 1).any():
-        raise ValueError(f"situation {sit_ids[owners.idxmax()]!r} has rows of several persons")
+        raise ValueError(f"situation {_show(sit_ids[owners.idxmax()])} has rows of several persons")
     if pd.Series(s * len(alts) + j).duplicated().any():
         raise ValueError(f"some situation lists one {alternative!r} twice")
     n_chosen = np.bincount(s, weights=chosen, minlength=len(sit_ids))
@@ -195,7 +200,7 @@ def from_long(
     if wrong.any():
         k = int(np.argmax(wrong))
         raise ValueError(
-            f"situation {sit_ids[k]!r} has {int(n_chosen[k])} chosen alternatives; each needs "
+            f"situation {_show(sit_ids[k])} has {int(n_chosen[k])} chosen alternatives; each needs "
             f"exactly one{' (or none, for the outside option)' if outside_option else ''}"
         )
     sit_person = np.zeros(len(sit_ids), int)
@@ -252,3 +257,25 @@ def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed
         u = [radical_inverse(i, b) for b in XLOGIT_PRIMES[:k]]
         return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
     raise ValueError(f"kind must be one of {PANEL_DRAW_KINDS}, got {kind!r}")
+
+
+def simulate_panel(model: PanelModel, theta, n_persons, n_situations, n_alts, seed=0):
+    """A long DataFrame of choices made by the exact model with parameters ``theta`` (the
+    layout of :func:`from_long`: ``person``, ``situation``, ``alt``, ``choice`` and one
+    standard normal column per attribute); each person draws one taste vector, kept for
+    all of their ``n_situations`` situations, and extreme-value errors per alternative."""
+    from .panel import coefficients  # the one place the coefficients' distribution lives
+
+    P, T = positive_int(n_persons, "n_persons"), positive_int(n_situations, "n_situations")
+    J, K = positive_int(n_alts, "n_alts"), len(model.attributes)
+    rng = np.random.default_rng(seed)
+    eta = rng.standard_normal((P, 1, len(model.random)))
+    beta = np.asarray(coefficients(np.asarray(theta, float), model, eta)[0])[:, 0]  # (P, K)
+    x = rng.standard_normal((P, T, J, K))
+    u = np.einsum("ptjk,pk->ptj", x, beta) + rng.gumbel(size=(P, T, J))
+    chosen = u.argmax(axis=2)[..., None] == np.arange(J)
+    p, t, j = np.meshgrid(np.arange(P), np.arange(T), np.arange(J), indexing="ij")
+    cols = {"person": p, "situation": p * T + t, "alt": j, "choice": chosen}
+    frame = {k: v.ravel() for k, v in cols.items()}
+    frame.update({a: x[..., i].ravel() for i, a in enumerate(model.attributes)})
+    return pd.DataFrame(frame)

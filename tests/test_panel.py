@@ -1,0 +1,176 @@
+"""The general panel mixed logit: special case, gradients, loader errors, recovery, peers."""
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlejax_helpers import mixed_logit as ml
+from mlejax_helpers.mixed_logit import panel as pn
+from mlejax_helpers.mixed_logit import panel_data as pdata
+from mlejax_helpers.mixed_logit.xlogit_bridge import VARNAMES, to_xlogit_long
+
+COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
+
+
+def test_chapter_6_model_is_a_special_case_to_1e_12():
+    d = ml.simulate(300, 5, 7, seed=3)
+    X, y, ids, alts = to_xlogit_long(d)  # outside option as an explicit all-zero row
+    df = pd.DataFrame(X, columns=VARNAMES).assign(person=ids, situation=ids, alt=alts, choice=y)
+    model = pdata.PanelModel(tuple(VARNAMES), {"outdoor": "n"})
+    data, _ = pdata.from_long(df, attributes=VARNAMES, **COLS)
+    for theta in (ml.THETA_TRUE, ml.THETA_START + 0.1):
+        ours = float(pn.neg_loglik(theta, model, data, d.draws[:, :, None]))
+        assert ours == pytest.approx(float(ml.neg_loglik(theta, d)), rel=1e-12)
+
+
+def _messy():
+    """Normal, lognormal and fixed coefficients, unbalanced panels, an unavailable
+    alternative and an outside option, rows of one person not contiguous."""
+    model = pdata.PanelModel(("a", "b", "c"), {"a": "n", "b": "ln"})
+    df = pdata.simulate_panel(model, [0.5, -0.3, -1.0, 0.7, 0.4], 40, 4, 3, seed=2)
+    df = df[~((df.person % 3 == 0) & (df.situation % 4 == 3))]  # some persons have 3 situations
+    df = df.assign(avail=1)
+    df.loc[df.index[5], ["avail", "choice"]] = [0, False]  # unavailable; that situation: outside
+    df.loc[df.situation == 9, "choice"] = False  # chose the outside option
+    return model, df.sample(frac=1.0, random_state=0)  # shuffled: non-contiguous persons
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_analytic_gradient_equals_autodiff_and_central_differences(correlated):
+    model, df = _messy()
+    model = pdata.PanelModel(model.attributes, dict(model.random), correlated)
+    data, _ = pdata.from_long(
+        df, attributes=model.attributes, availability="avail", outside_option=True, **COLS
+    )
+    draws = pdata.panel_draws(40, 30, 2, "pseudo", seed=1)
+    theta = pn.default_start(model) + np.linspace(-0.3, 0.4, len(model.param_names))
+    value, grad = pn.value_and_grad(theta, model, data, draws)
+    v_ad, g_ad = jax.value_and_grad(pn.neg_loglik)(theta, model, data, draws)
+    np.testing.assert_allclose(value, v_ad, rtol=1e-13)
+    np.testing.assert_allclose(grad, g_ad, rtol=1e-9, atol=1e-9)
+    h = 1e-5
+    central = [
+        (
+            pn.neg_loglik(theta + h * e, model, data, draws)
+            - pn.neg_loglik(theta - h * e, model, data, draws)
+        )
+        / (2 * h)
+        for e in np.eye(len(theta))
+    ]
+    np.testing.assert_allclose(grad, central, rtol=1e-6, atol=1e-6)
+    scores = pn.value_and_scores(theta, model, data, draws)[1]
+    per_person = jax.jacobian(lambda t: pn.log_lik_persons(t, model, data, draws))(theta)
+    np.testing.assert_allclose(scores, per_person, rtol=1e-9, atol=1e-10)
+
+
+def test_shuffled_rows_give_the_same_likelihood():
+    model, df = _messy()
+    kw = {"attributes": model.attributes, "availability": "avail", "outside_option": True}
+    a, _ = pdata.from_long(df, **kw, **COLS)
+    b, _ = pdata.from_long(df.sort_values(["person", "situation", "alt"]), **kw, **COLS)
+    draws = pdata.panel_draws(40, 20, 2, "halton")
+    theta = pn.default_start(model) + 0.2
+    assert float(pn.neg_loglik(theta, model, a, draws)) == pytest.approx(
+        float(pn.neg_loglik(theta, model, b, draws)), rel=1e-13
+    )
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda df: df.drop(columns="b"), r"no column\(s\) \['b'\]"),
+        (lambda df: df.assign(choice=True), "situation 0 has 3 chosen alternatives"),
+        (lambda df: df.assign(choice=False), "situation 0 has 0 chosen alternatives"),
+        (lambda df: df.assign(a=df.a.where(df.index != 4, np.nan)), "'a' must be finite"),
+        (lambda df: df.assign(c=df.c.where(df.index != 4, np.inf)), "'c' must be finite"),
+        (lambda df: df.assign(b="x"), "'b' must be numeric"),
+        (lambda df: df.assign(choice=2 * df.choice), "must hold 0/1 or booleans"),
+        (lambda df: df.assign(person=np.arange(len(df))), "has rows of several persons"),
+        (lambda df: df.assign(alt=0), "lists one 'alt' twice"),
+    ],
+)
+def test_from_long_names_what_is_wrong(change, match):
+    model = pdata.PanelModel(("a", "b", "c"), {"a": "n"})
+    df = pdata.simulate_panel(model, [1.0, -1.0, 0.5, 0.5], 5, 2, 3)
+    with pytest.raises((ValueError, TypeError), match=match):
+        pdata.from_long(change(df), attributes=model.attributes, **COLS)
+
+
+def test_bad_model_and_arguments_are_refused():
+    with pytest.raises(ValueError, match="not one of attributes"):
+        pdata.PanelModel(("a",), {"b": "n"})
+    with pytest.raises(ValueError, match=r"random\['a'\] must be one of"):
+        pdata.PanelModel(("a",), {"a": "lognormal"})
+    model, df = _messy()
+    data, _ = pdata.from_long(df, attributes=model.attributes, outside_option=True, **COLS)
+    with pytest.raises(ValueError, match="draws must have shape"):
+        pn.neg_loglik(pn.default_start(model), model, data, np.zeros((40, 5, 3)))
+    with pytest.raises(ValueError, match="theta"):
+        pn.neg_loglik(np.zeros(3), model, data, np.zeros((40, 5, 2)))
+    with pytest.raises(ValueError, match="method must be one of"):
+        pn.fit_panel(model, data, np.zeros((40, 5, 2)), method="CG")
+
+
+def test_estimates_recover_the_truth_within_3_standard_errors():
+    model = pdata.PanelModel(("a", "b", "c", "d"), {"a": "n", "b": "n", "c": "ln"})
+    truth = np.array([1.0, -0.5, -1.0, 0.5, 0.8, 0.6, 0.4])
+    df = pdata.simulate_panel(model, truth, 400, 8, 3, seed=5)
+    data, _ = pdata.from_long(df, attributes=model.attributes, **COLS)
+    draws = pdata.panel_draws(400, 200, 3, "halton", seed=9)
+    for method in ("L-BFGS-B", "BFGS"):  # they may stop at different local optima; both good
+        fit = pn.fit_panel(model, data, draws, method=method)
+        assert fit.success, fit.message
+        table = pn.coefficient_table(fit.theta, model, data, draws)
+        est = table.estimate.to_numpy().copy()
+        est[4:] = np.abs(est[4:])  # a standard deviation's sign is not identified
+        z = (est - truth) / table.se_hessian.to_numpy()
+        assert np.all(np.abs(z) < 3), (method, table.assign(truth=truth, z=z))
+
+
+def test_wtp_delta_method_against_finite_differences():
+    model = pdata.PanelModel(("p", "q"), {"q": "n"})
+    theta, cov = np.array([-2.0, 1.0, 0.5]), np.diag([0.04, 0.01, 0.02])
+    value, se = pn.delta_method(pn.willingness_to_pay(model, "q", "p"), theta, cov)
+    grad = np.array([-1.0 / 4.0, 1.0 / 2.0, 0.0])  # d(-q/p): (q/p^2, -1/p, 0)
+    assert value == pytest.approx(0.5)
+    assert se == pytest.approx(np.sqrt(grad @ cov @ grad), rel=1e-12)
+
+
+def test_conditional_means_average_to_the_population_mean():
+    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    df = pdata.simulate_panel(model, [1.0, -1.0, 1.0], 300, 10, 3, seed=4)
+    data, _ = pdata.from_long(df, attributes=model.attributes, **COLS)
+    draws = pdata.panel_draws(300, 200, 1, "halton")
+    fit = pn.fit_panel(model, data, draws)
+    cond = pn.conditional_means(fit.theta, model, data, draws)[:, 0]
+    assert cond.mean() == pytest.approx(fit.theta[0], abs=0.1)
+    assert 0 < cond.std() < abs(fit.theta[2])  # shrunk toward the mean, not collapsed
+
+
+def test_xlogit_halton_draws_equal_xlogits_own():
+    from xlogit import MixedLogit
+
+    ours = pdata.panel_draws(7, 11, 3, "xlogit-halton")
+    theirs = MixedLogit()._generate_halton_draws(7, 11, 3)  # uniform, (N, K_r, R)
+    from scipy.stats import norm
+
+    np.testing.assert_array_equal(ours, np.moveaxis(norm.ppf(theirs), 1, 2))
+
+
+@pytest.mark.slow
+def test_electricity_ours_equals_xlogit_on_identical_draws():
+    from mlejax_helpers.mixed_logit import panel_peers
+
+    df = pdata.load_electricity()
+    attrs = pdata.ELECTRICITY_ATTRIBUTES
+    model = pdata.PanelModel(attrs, {a: "n" for a in attrs})
+    data, index = pdata.from_long(df, attributes=attrs, **pdata.ELECTRICITY_COLUMNS)
+    assert data.x.shape == (361, 12, 4, 6) and len(index.persons) == 361
+    draws = pdata.panel_draws(361, 25, 6, "xlogit-halton")
+    start = pn.default_start(model)
+    ours = pn.fit_panel(model, data, draws, start)
+    theirs = panel_peers.fit_xlogit_panel(df, model, start, n_draws=25, **pdata.ELECTRICITY_COLUMNS)
+    at_theirs = float(pn.neg_loglik(theirs["theta"], model, data, draws))
+    assert at_theirs == pytest.approx(theirs["neg_loglik"], rel=1e-12)  # the same objective
+    assert ours.neg_loglik == pytest.approx(theirs["neg_loglik"], rel=1e-6)

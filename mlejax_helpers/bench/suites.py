@@ -64,7 +64,7 @@ class Config:
             tool = {"panel": f"mlejax ({self.gradient})", "panel-xlogit": "xlogit"}.get(
                 self.kind, "jaxlogit"
             )
-            return f"{tool}, {self.solver}"
+            return f"{tool}, {self.solver}" + (", MNL start" if self.init == "mnl" else "")
         jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
             (self.jit_loglik, self.jit_grad), "no jit"
         )
@@ -225,12 +225,14 @@ def realdata():
         Config("realdata", "panel", r=600, gradient="analytic", solver="BFGS", **e),
         Config("realdata", "panel", r=600, gradient="autodiff", solver="L-BFGS-B", **e),
         Config("realdata", "panel-jaxlogit", r=600, solver="L-BFGS-jax", **e),
+        Config("realdata", "panel", r=600, gradient="analytic", solver="L-BFGS-B", init="mnl", **e),
+        Config("realdata", "panel-xlogit", r=600, solver="L-BFGS-B", init="mnl", **e),
     ]
     return rows
 
 
 def sharding():
-    """Chapter 8: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
+    """Chapter 9: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
         Config(
             "sharding",

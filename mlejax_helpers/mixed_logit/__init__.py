@@ -19,6 +19,14 @@ Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
 (JAX, NumPy and pandas likelihoods, analytic scores), :mod:`.estimate`
 (``fit`` and standard errors), :mod:`.xlogit_bridge` (the same model in xlogit).
 
+The general panel mixed logit of chapter 8 (any attributes, normal or lognormal
+coefficients, optionally correlated, panels, availability, an outside option):
+:mod:`.panel_data` (:class:`PanelModel`, :func:`from_long`, :func:`load_electricity`,
+:func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel` (likelihood, analytic
+scores, :func:`fit_panel`, standard errors, WTP, conditional means) and
+:mod:`.panel_peers` (the same fits in xlogit and jaxlogit). The model above is its
+special case with one random coefficient and one situation per person.
+
 **float64.** Importing this package switches JAX to float64
 (``jax_enable_x64``) for the whole process, because maximum likelihood in
 float32 stops short of the optimum (chapter 3 shows it). Every estimation
@@ -64,10 +72,36 @@ from .likelihood import (
     value_and_grad_analytic,
     value_and_grad_analytic_chunked,
 )
+from .panel import (
+    coefficient_table,
+    conditional_means,
+    delta_method,
+    fit_panel,
+    willingness_to_pay,
+)
+from .panel_data import (
+    PanelData,
+    PanelModel,
+    from_long,
+    load_electricity,
+    panel_draws,
+    simulate_panel,
+)
 
 enable_x64()  # see "float64" above: every estimation path computes in float64
 
 __all__ = [
+    "PanelData",
+    "PanelModel",
+    "coefficient_table",
+    "conditional_means",
+    "delta_method",
+    "fit_panel",
+    "from_long",
+    "load_electricity",
+    "panel_draws",
+    "simulate_panel",
+    "willingness_to_pay",
     "GRADIENTS",
     "METHODS",
     "THETA_START",

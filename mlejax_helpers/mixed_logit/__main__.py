@@ -1,6 +1,6 @@
 """One process of a mixed logit fit spread over several processes (``jax.distributed``).
 
-Launch one per process, on one machine or many (see chapter 8's recipes)::
+Launch one per process, on one machine or many (see chapter 9's recipes)::
 
     python -m mlejax_helpers.mixed_logit --coordinator HOST:PORT --num-processes 2 --process-id 0
 """

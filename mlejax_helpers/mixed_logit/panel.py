@@ -43,6 +43,8 @@ def _check(model, data, draws, theta=None):
             f"data must be a PanelData (build it with from_long), got {type(data).__name__}"
         )
     k, kr = len(model.attributes), len(model.random)
+    if not hasattr(draws, "shape") or draws.ndim != 3:
+        raise ValueError(f"draws must be an array of shape (P, R, K_r), got {draws!r:.80}")
     if data.x.shape[-1] != k:
         raise ValueError(f"data has {data.x.shape[-1]} attributes, model {k}: {model.attributes}")
     if draws.shape != (data.x.shape[0], draws.shape[1], kr):
@@ -55,10 +57,12 @@ def _check(model, data, draws, theta=None):
 
 
 def coefficients(theta, model: PanelModel, draws):
-    r"""``(beta, d_eta)`` for draws ``(..., K_r)`` (e.g. ``(P, R, K_r)``): ``beta`` ``(..., K)``
-    every coefficient per draw (fixed ones repeated), ``d_eta`` ``(..., K_r)`` the random
-    ones' derivative with respect to
-    their exponent :math:`m_k + (L\eta)_k` (1 for normal, ``beta`` for lognormal)."""
+    r"""``(beta, d_eta)`` for draws ``(..., K_r)``, e.g. ``(P, R, K_r)``.
+
+    ``beta`` ``(..., K)``: every coefficient per draw (fixed ones repeated);
+    ``d_eta`` ``(..., K_r)``: each random coefficient's derivative with respect to its
+    exponent :math:`m_k + (L\eta)_k` (1 for normal, ``beta`` for lognormal).
+    """
     k, kr, idx = len(model.attributes), len(model.random), jnp.array(model.random_index, int)
     mean = theta[:k]
     if model.correlated:
@@ -165,10 +169,21 @@ class PanelFit:
 
 
 def default_start(model: PanelModel) -> np.ndarray:
-    """Zero means and 0.1 for every standard deviation / Cholesky diagonal (xlogit's sd start)."""
+    """Zero means and 0.1 for every standard deviation (Cholesky diagonal)."""
     k, kr = len(model.attributes), len(model.random)
     rest = np.eye(kr)[np.tril_indices(kr)] if model.correlated else np.ones(kr)
     return np.r_[np.zeros(k), 0.1 * rest]
+
+
+def mnl_start(model: PanelModel, data: PanelData) -> np.ndarray:
+    """xlogit's default start: the multinomial logit estimate (every coefficient fixed,
+    fitted with the same code and one empty draw) for the means, and 0.1 for every
+    standard deviation (Cholesky diagonal)."""
+    fixed = PanelModel(model.attributes)
+    mnl = fit_panel(fixed, data, np.zeros((data.x.shape[0], 1, 0)))
+    if not mnl.success:
+        raise RuntimeError(f"the multinomial logit start did not converge: {mnl.message}")
+    return np.r_[mnl.theta, default_start(model)[len(model.attributes) :]]
 
 
 def fit_panel(

@@ -42,7 +42,8 @@ def fit_xlogit_panel(
     n_draws,
     optim_method="L-BFGS-B",
 ) -> dict:
-    """xlogit's ``MixedLogit.fit`` on the long DataFrame ``df`` from ``theta0`` (our order)."""
+    """xlogit's ``MixedLogit.fit`` on the long DataFrame ``df`` from ``theta0`` (our order), or
+    from xlogit's default start (a multinomial logit fit, 0.1 standard deviations) if None."""
     from xlogit import MixedLogit
 
     x, y, attrs, rand = _long(df, model, choice)
@@ -60,7 +61,9 @@ def fit_xlogit_panel(
             randvars=rand,
             n_draws=n_draws,
             halton=True,
-            init_coeff=np.asarray(theta0, float)[_order(_xlogit_names(model), model)],
+            init_coeff=None
+            if theta0 is None
+            else np.asarray(theta0, float)[_order(_xlogit_names(model), model)],
             optim_method=optim_method,
             skip_std_errs=True,
             verbose=0,

@@ -121,12 +121,12 @@ def _person_scores(theta, model, dx, avail, draws):
 
 def log_lik_persons(theta, model, data, draws):
     r""":math:`\log \check L_p` for every person ``(P,)``."""
+    theta = _check(model, data, draws, theta)
     return _per_person(_person_loglik, theta, model, data, draws, BLOCK)[0]
 
 
 def neg_loglik(theta, model: PanelModel, data: PanelData, draws, weight=None):
     r"""The simulated -LL :math:`-\sum_p w_p \log \check L_p` (``weight`` ``(P,)``, default 1)."""
-    theta = _check(model, data, draws, theta)
     log_l = log_lik_persons(theta, model, data, draws)
     return -jnp.sum(log_l if weight is None else weight * log_l)
 

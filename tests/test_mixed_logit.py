@@ -154,6 +154,16 @@ def test_every_accepted_method_and_gradient_pair_fits(small_optimum, method, gra
     assert res.neg_loglik == pytest.approx(best, rel=rel)
 
 
+def test_the_default_fit_is_the_fused_analytic_path_with_a_bhhh_start(small_optimum):
+    d, best = small_optimum
+    res = ml.fit(d)
+    assert (res.gradient, res.init, res.method) == ("analytic-fused", "bhhh", "BFGS")
+    assert res.success and res.neg_loglik == pytest.approx(best, rel=1e-8)
+    other = ml.fit(d, gradient="autodiff", init="identity")
+    assert other.neg_loglik == pytest.approx(res.neg_loglik, rel=1e-8)
+    assert ml.fit(d, method="CG").init == "identity"  # "auto": BHHH is a BFGS start
+
+
 def test_bhhh_start_works_for_the_numpy_gradient_too(small_optimum):
     d, best = small_optimum
     res = ml.fit(d, gradient="analytic-numpy", init="bhhh")

@@ -193,7 +193,8 @@ def headtohead():
         same = {"n": n, "j": 20, "r": 12, "draws": "xlogit-halton"}
         rows += [
             Config("headtohead", "mlejax", **same, gradient="analytic-fused", init="bhhh"),
-            Config("headtohead", "mlejax", **same),  # the reader's default fit(data)
+            # fit(data)'s default when measured (autodiff, identity start; now analytic-fused, bhhh)
+            Config("headtohead", "mlejax", **same),
             Config("headtohead", "xlogit", **same, variant="ours"),
             Config("headtohead", "xlogit", **same, variant="ours-bfgs"),
         ]
@@ -202,7 +203,7 @@ def headtohead():
 
 def gpu():
     """Issue 12 on a GPU: N = 100,000 and 1,000,000 (J = 20, R = 12), the fastest path
-    and the reader's default fit, end to end (skipped on a machine without a GPU)."""
+    and the former default fit (autodiff, identity start), end to end (skipped without a GPU)."""
     return [
         Config("gpu", "mlejax", n, 20, 12, device="gpu", **kw)
         for n in (100_000, 1_000_000)

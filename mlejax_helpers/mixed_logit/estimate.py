@@ -64,7 +64,7 @@ METHODS = (
     "trust-exact",
 )
 SECOND_ORDER = ("Newton-CG", "trust-krylov", "trust-ncg", "trust-exact")
-INITS = ("identity", "bhhh")
+INITS = ("auto", "identity", "bhhh")
 THETA_START = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
 
@@ -136,6 +136,8 @@ def check_fit_options(data, gradient, jit, method, gtol, maxiter, init, chunk, m
     _one_of(method, "method", METHODS)
     _one_of(init, "init", INITS)
     jit = _jit_flags(jit)
+    if init == "auto":
+        init = "bhhh" if method == "BFGS" else "identity"
     if init == "bhhh" and method != "BFGS":
         raise ValueError(
             f"init='bhhh' sets BFGS's first inverse Hessian: needs method='BFGS', got {method!r}"
@@ -319,12 +321,12 @@ def fit(
     data,
     theta0=None,
     *,
-    gradient="autodiff",
+    gradient="analytic-fused",
     jit=True,
     method="BFGS",
     gtol=1e-6,
     maxiter=1000,
-    init="identity",
+    init="auto",
     chunk="auto",
     mesh=None,
 ) -> FitResult:
@@ -342,7 +344,11 @@ def fit(
 
     ``init="bhhh"`` (BFGS only) starts BFGS from the inverse of the BHHH matrix
     at ``theta0`` (outer product of the per-consumer scores, as xlogit does);
-    computing it is part of the timed run. ``chunk`` (JAX paths): consumers per
+    computing it is part of the timed run. ``init="identity"`` starts from scipy's
+    identity matrix; ``"auto"`` (the default) is ``"bhhh"`` for BFGS, else identity.
+    The defaults, the fused analytic value and gradient with the BHHH start, are the
+    fastest path in the head-to-head records (``results/bench-cpu-headtohead.jsonl``);
+    the other gradients are there to be compared. ``chunk`` (JAX paths): consumers per
     chunk, so memory stays bounded by ``chunk * J * R`` elements; ``"auto"``
     chunks only when ``N * J * R`` exceeds ``CHUNK_ELEMENTS``, ``None`` never.
 

@@ -8,9 +8,14 @@ input and prints one line ``RESULT {...}`` with the measurements. The parent
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -227,9 +232,42 @@ def measure_electricity(cfg: Config, repeats: int) -> dict:
     }
 
 
+CACHE_ENV = "MLEJAX_BENCH_COMPILATION_CACHE"  # set for a child that fills a warm cache
+
+
+def _compilation_cache(cfg: Config, repeats: int, common_draws: int):
+    """For ``cfg.cache`` "cold" or "warm": a fresh cache folder, for "warm" filled first by
+    measuring the same configuration once in another process. Returns the folder or None."""
+    if os.environ.get(CACHE_ENV):
+        return _config.compilation_cache(os.environ[CACHE_ENV])
+    if not cfg.cache:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="mlejax-jax-cache-"))
+    if cfg.cache == "warm":
+        request = {"config": cfg.to_dict(), "repeats": 1, "common_draws": common_draws}
+        subprocess.run(
+            [sys.executable, "-m", "mlejax_helpers.bench.child"],
+            input=json.dumps(request),
+            text=True,
+            capture_output=True,
+            check=True,
+            env={**os.environ, CACHE_ENV: str(folder)},
+        )
+    return _config.compilation_cache(folder)
+
+
 def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
     """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
     _config.enable_x64()
+    cache = _compilation_cache(cfg, repeats, common_draws)
+    try:
+        return _measure(cfg, repeats, common_draws)
+    finally:
+        if cache is not None and not os.environ.get(CACHE_ENV):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
     if cfg.kind.startswith("panel"):
         return measure_electricity(cfg, repeats)
     from .. import mixed_logit as ml

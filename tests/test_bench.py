@@ -321,3 +321,34 @@ def test_benchmark_chapter_types_no_measured_number():
             text = "".join(cell["source"])
             found = re.findall(r"(?<![\w.$])\d+\.\d+(?![\w.])", text)
             assert not found, f"a number typed into the prose: {found}"
+
+
+def test_a_warm_compilation_cache_is_filled_by_another_process(tmp_path, monkeypatch):
+    import jax
+
+    from mlejax_helpers.bench import child
+
+    cfg = Config("t", "mlejax", 200, 4, 3, gradient="analytic-fused", init="bhhh", cache="warm")
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.setattr(child.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "cache"))
+    try:
+        folder = child._compilation_cache(cfg, repeats=1, common_draws=5)
+        assert folder == (tmp_path / "cache").resolve()
+        assert any(folder.iterdir()), "the filling process wrote no compiled program"
+        assert jax.config.jax_compilation_cache_dir == str(folder)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    assert child._compilation_cache(Config("t", "mlejax", 200, 4, 3), 1, 5) is None
+    # adding the field kept the stored records' keys: this one is in bench-cpu-headtohead.jsonl
+    stored = Config(
+        "headtohead",
+        "mlejax",
+        10_000,
+        20,
+        12,
+        gradient="analytic-fused",
+        init="bhhh",
+        draws="xlogit-halton",
+    )
+    assert stored.key == "b5bf1367ef7dd9bc"
+    assert Config(**{**stored.to_dict(), "cache": "warm"}).key != stored.key

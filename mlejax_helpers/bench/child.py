@@ -289,7 +289,7 @@ def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
     theta = np.asarray(last["theta"], dtype=float)
     err = np.abs(np.r_[theta[:5], abs(theta[5])] - data.theta_true)
     common = ml.make_draws(cfg.n, common_draws, "halton", seed=4242)
-    chunk = max(1, int(2e7 // (cfg.j * common_draws)))  # about 2e7 elements a chunk
+    chunk = max(1, int(2e7 // (cfg.n * cfg.j)))  # draws per chunk: about 2e7 elements a chunk
     if last["neg_loglik"] is None:  # on our draws, after the peak memory was read
         last["neg_loglik"] = ml.neg_loglik_on_draws(theta, data, data.draws, chunk=chunk)
     times = np.array([r["run_s"] for r in runs])

@@ -21,6 +21,7 @@ assert "site" in mlejax_helpers.__file__ or os.environ["TARGET"] in mlejax_helpe
 assert importlib.metadata.version("mlejax-helpers") == mlejax_helpers.__version__
 r = ml.fit(ml.simulate(300, 4, 5))
 assert r.success, r.message
+assert ml.load_electricity().shape == (17232, 10)  # package data travels with the wheel
 try:
     config.results_dir()
 except FileNotFoundError as err:

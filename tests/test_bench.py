@@ -332,13 +332,13 @@ def test_a_warm_compilation_cache_is_filled_by_another_process(tmp_path, monkeyp
     before = jax.config.jax_compilation_cache_dir
     monkeypatch.setattr(child.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "cache"))
     try:
-        folder = child._compilation_cache(cfg, repeats=1, common_draws=5)
+        folder = child._compilation_cache(cfg, common_draws=5)
         assert folder == (tmp_path / "cache").resolve()
         assert any(folder.iterdir()), "the filling process wrote no compiled program"
         assert jax.config.jax_compilation_cache_dir == str(folder)
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
-    assert child._compilation_cache(Config("t", "mlejax", 200, 4, 3), 1, 5) is None
+    assert child._compilation_cache(Config("t", "mlejax", 200, 4, 3), 5) is None
     # adding the field kept the stored records' keys: this one is in bench-cpu-headtohead.jsonl
     stored = Config(
         "headtohead",

@@ -184,11 +184,8 @@ def _fit_electricity(cfg, df, model, theta0) -> dict:
             "compile_s": f.compile_s,
             "run_s": f.run_s,
         }
-    peer = (
-        panel_peers.fit_xlogit_panel
-        if cfg.kind == "panel-xlogit"
-        else (panel_peers.fit_jaxlogit_panel)
-    )
+    peers = {"panel-xlogit": panel_peers.fit_xlogit_panel}
+    peer = peers.get(cfg.kind, panel_peers.fit_jaxlogit_panel)
     theta0 = None if cfg.init == "mnl" else theta0  # None: the peer's own default start
     r = peer(df, model, theta0, n_draws=cfg.r, optim_method=cfg.solver, **cols)
     return {k: r[k] for k in ("theta", "neg_loglik", "success", "message", "nit")}
@@ -235,7 +232,7 @@ def measure_electricity(cfg: Config, repeats: int) -> dict:
 CACHE_ENV = "MLEJAX_BENCH_COMPILATION_CACHE"  # set for a child that fills a warm cache
 
 
-def _compilation_cache(cfg: Config, repeats: int, common_draws: int):
+def _compilation_cache(cfg: Config, common_draws: int):
     """For ``cfg.cache`` "cold" or "warm": a fresh cache folder, for "warm" filled first by
     measuring the same configuration once in another process. Returns the folder or None."""
     if os.environ.get(CACHE_ENV):
@@ -259,7 +256,7 @@ def _compilation_cache(cfg: Config, repeats: int, common_draws: int):
 def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
     """Fit ``cfg`` up to ``repeats`` times on the same data and summarise."""
     _config.enable_x64()
-    cache = _compilation_cache(cfg, repeats, common_draws)
+    cache = _compilation_cache(cfg, common_draws)
     try:
         return _measure(cfg, repeats, common_draws)
     finally:

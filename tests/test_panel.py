@@ -148,6 +148,19 @@ def test_conditional_means_average_to_the_population_mean():
     assert 0 < cond.std() < abs(fit.theta[2])  # shrunk toward the mean, not collapsed
 
 
+def test_peer_parameter_order_round_trips_when_random_order_differs():
+    from mlejax_helpers.mixed_logit import panel_peers
+
+    model = pdata.PanelModel(("a", "b", "c"), {"c": "n", "a": "n"})  # draws: c first
+    theta = np.array([1.0, 2.0, 3.0, 0.3, 0.1])  # a, b, c, sd.c, sd.a
+    peer = panel_peers.to_peer(theta, model)
+    np.testing.assert_array_equal(peer, [1.0, 2.0, 3.0, 0.1, 0.3])  # ..., sd.a, sd.c
+    names = ["a", "b", "c", "sd.a", "sd.c"]
+    np.testing.assert_array_equal(panel_peers.from_peer(peer, names, model), theta)
+    with pytest.raises(ValueError, match="independent coefficients only"):
+        panel_peers.to_peer(np.zeros(6), pdata.PanelModel(("a", "b"), {"a": "n", "b": "n"}, True))
+
+
 def test_xlogit_halton_draws_equal_xlogits_own():
     from xlogit import MixedLogit
 

@@ -36,6 +36,7 @@ BLOCK = 16  # persons per block: measured fastest on the electricity data (2-cor
 
 
 def _check(model, data, draws, theta=None):
+    require_x64()  # a float32 theta or likelihood would stop short of the optimum
     if not isinstance(model, PanelModel):
         raise TypeError(f"model must be a PanelModel, got {type(model).__name__}")
     if not isinstance(data, PanelData):

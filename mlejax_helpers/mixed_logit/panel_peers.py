@@ -21,8 +21,17 @@ import numpy as np
 from .panel_data import PanelModel
 
 
-def _order(names, model: PanelModel) -> list:
-    return [list(names).index(n) for n in model.param_names]
+def to_peer(theta, model: PanelModel) -> np.ndarray:
+    """``theta`` (our order) in the peers' order (:func:`_xlogit_names`)."""
+    if model.correlated:
+        raise ValueError("the xlogit and jaxlogit bridges take independent coefficients only")
+    ours = list(model.param_names)
+    return np.asarray(theta, float)[[ours.index(n) for n in _xlogit_names(model)]]
+
+
+def from_peer(values, names, model: PanelModel) -> np.ndarray:
+    """A peer's estimate ``values``, in its ``names`` order, in our order."""
+    return np.asarray(values, float)[[list(names).index(n) for n in model.param_names]]
 
 
 def _long(df, model, choice):
@@ -61,15 +70,13 @@ def fit_xlogit_panel(
             randvars=rand,
             n_draws=n_draws,
             halton=True,
-            init_coeff=None
-            if theta0 is None
-            else np.asarray(theta0, float)[_order(_xlogit_names(model), model)],
+            init_coeff=None if theta0 is None else to_peer(theta0, model),
             optim_method=optim_method,
             skip_std_errs=True,
             verbose=0,
         )
     seconds = time.perf_counter() - t0
-    theta = np.asarray(fitted.coeff_, float)[_order(fitted.coeff_names, model)]
+    theta = from_peer(fitted.coeff_, fitted.coeff_names, model)
     return {
         "tool": f"xlogit ({optim_method})",
         "theta": theta,
@@ -104,15 +111,14 @@ def fit_jaxlogit_panel(
 
     x, y, attrs, rand = _long(df, model, choice)
     k = len(model.attributes)
-    start = np.asarray(theta0, float).copy()
+    start = to_peer(theta0, model)
     start[k:] = np.log(np.expm1(np.abs(start[k:])))  # softplus^{-1}
-    names = _xlogit_names(model)
     config = ConfigData(
         panels=df[person],
         n_draws=n_draws,
         skip_std_errs=True,
         optim_method=optim_method,
-        init_coeff=start[_order(names, model)],
+        init_coeff=start,
     )
     t0 = time.perf_counter()
     fitted = MixedLogit()
@@ -126,7 +132,7 @@ def fit_jaxlogit_panel(
         config=config,
     )
     seconds = time.perf_counter() - t0
-    theta = np.asarray(fitted.coeff_, float)[_order(fitted.coeff_names, model)]
+    theta = from_peer(fitted.coeff_, fitted.coeff_names, model)
     theta[k:] = np.log1p(np.exp(theta[k:]))  # softplus: back to standard deviations
     return {
         "tool": f"jaxlogit ({optim_method})",

@@ -55,9 +55,15 @@ def bfgs_update_inverse(h, s, y):
             f"curvature condition fails: y's = {sy:.3g} <= 0, so the BFGS update would not "
             "stay positive definite; skip the update or use a Wolfe line search"
         )
-    rho = 1.0 / sy
-    v = np.eye(len(s)) - rho * np.outer(s, y)
-    return v @ h @ v.T + rho * np.outer(s, s)
+    return inverse_update(h, s, y, np)
+
+
+def inverse_update(h, s, y, xp):
+    """The formula of :func:`bfgs_update_inverse` alone, for ``xp`` = ``numpy`` or
+    ``jax.numpy``: no checks, so that a jitted loop can call it (it must check ``y's > 0``)."""
+    rho = 1.0 / (s @ y)
+    v = xp.eye(s.shape[0]) - rho * xp.outer(s, y)
+    return v @ h @ v.T + rho * xp.outer(s, s)
 
 
 def bfgs_update_hessian(b, s, y):

@@ -33,7 +33,14 @@ def _fit_mlejax(cfg, data, ml):
         method=cfg.solver,
         gtol=cfg.gtol,
         init=cfg.init,
+        chunk=None if cfg.chunk == "none" else "auto",
     )
+
+
+def _fit_device_loop(cfg, data, ml):
+    from ..mixed_logit.device_loop import fit_on_device
+
+    return fit_on_device(data, gtol=cfg.gtol, chunk=None if cfg.chunk == "none" else "auto")
 
 
 def _fit_pandas(cfg, data, ml):
@@ -78,6 +85,7 @@ FITTERS = {
     "pandas": _fit_pandas,
     "xlogit": _fit_xlogit,
     "jax-loop": _fit_jax_loop,
+    "device-loop": _fit_device_loop,
 }
 
 
@@ -150,6 +158,15 @@ def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dic
         "status": "ok" if res.success else "did not converge",
         "peak_rss_bytes": int(peak),
     }
+
+
+def _chunk_used(cfg, data, ml) -> int | None:
+    """Consumers per chunk in the fit (None: unchunked, or not our JAX code)."""
+    if cfg.kind not in ("mlejax", "device-loop") or cfg.chunk == "none":
+        return None
+    if cfg.gradient == "analytic-numpy":
+        return None
+    return ml.default_chunk(data)
 
 
 def _max_abs_z(theta, data, ml) -> float:
@@ -306,7 +323,7 @@ def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
         max_abs_error=float(err.max()),
         sigma_hat=float(abs(theta[5])),
         max_abs_z_bhhh=_max_abs_z(theta, data, ml),
-        chunk=ml.default_chunk(data) if cfg.kind == "mlejax" else None,
+        chunk=_chunk_used(cfg, data, ml),
         neg_loglik_common=ml.neg_loglik_on_draws(theta, data, common, chunk=chunk),
         common_draws=common_draws,
         peak_rss_bytes=int(peak_rss),

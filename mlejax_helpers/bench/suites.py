@@ -26,7 +26,9 @@ class Config:
     "default" or "jemalloc" (``LD_PRELOAD`` in the child). Rows with ``device="gpu"``
     are skipped on a machine without a GPU. ``cache`` ("", "cold" or "warm"): JAX's
     persistent compilation cache off, on in an empty folder, or on in a folder that
-    another process filled by fitting the same configuration first. ``kind="sharding"``
+    another process filled by fitting the same configuration first. ``chunk`` ("" or
+    "none"): ``fit``'s automatic chunking, or none. ``kind="device-loop"`` is
+    :func:`~mlejax_helpers.mixed_logit.device_loop.fit_on_device`. ``kind="sharding"``
     times one value and
     gradient on a mesh of ``devices`` forced host devices against the same on one
     device, interleaved in one process, then fits on the mesh.
@@ -50,6 +52,7 @@ class Config:
     device: str = "any"
     devices: int = 0
     cache: str = ""
+    chunk: str = ""
     note: str = field(default="", compare=False)
 
     @property
@@ -60,6 +63,8 @@ class Config:
             return "pandas, finite differences"
         if self.kind == "jax-loop":
             return "jax.scipy BFGS, whole loop jitted"
+        if self.kind == "device-loop":
+            return "analytic-fused, BFGS from BHHH, whole loop on the device"
         if self.kind == "evaluation":
             return f"one evaluation each ({self.allocator} allocator)"
         if self.kind == "sharding":
@@ -74,6 +79,7 @@ class Config:
         )
         extra = f", init {self.init}" if self.init != "identity" else ""
         extra += f", {self.cache} cache" if self.cache else ""
+        extra += ", unchunked" if self.chunk == "none" else ""
         return f"{self.gradient}, {jit}, {self.solver}{extra}"
 
     @property
@@ -81,7 +87,11 @@ class Config:
         """A stable hash of every field that changes what is measured."""
         d = asdict(self)
         d.pop("note")
-        for added, unset in (("devices", 0), ("cache", "")):  # added later: older keys stay
+        for added, unset in (
+            ("devices", 0),
+            ("cache", ""),
+            ("chunk", ""),
+        ):  # added later: older keys stay
             if d[added] == unset:
                 d.pop(added)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -132,15 +142,26 @@ TABLE2_SIZES = [
 ]
 
 
+XLOGIT_VARIANTS = ("defaults", "ours", "ours-bfgs")  # its own start + BFGS; ours + L-BFGS-B, BFGS
+
+
 def table2():
-    """Seed Tables 2-3: vary N, J and R; three gradient methods plus xlogit twice."""
+    """Seed Tables 2-3: vary N, J and R, every row on xlogit's Halton draws. The seed's three
+    gradient methods (BFGS, identity start) unchunked, so the memory column measures them
+    and not chunking; the reader's default ``fit`` (chunked where large) and the same path
+    with the loop on the device; xlogit's three variants, standard errors skipped."""
     rows = []
     for n, j, r in TABLE2_SIZES:
+        size = {"n": n, "j": j, "r": r, "draws": "xlogit-halton"}
         rows += [
-            _ml("table2", n, j, r, gradient=g)
+            Config("table2", "mlejax", **size, gradient=g, chunk="none")
             for g in ("finite-differences", "analytic", "autodiff")
         ]
-        rows += [Config("table2", "xlogit", n, j, r, variant=v) for v in ("defaults", "ours")]
+        rows += [
+            Config("table2", "mlejax", **size, gradient="analytic-fused", init="bhhh"),
+            Config("table2", "device-loop", **size, gradient="analytic-fused", init="bhhh"),
+        ]
+        rows += [Config("table2", "xlogit", **size, variant=v) for v in XLOGIT_VARIANTS]
     return rows
 
 
@@ -159,36 +180,24 @@ def table4():
 
 
 def beyond():
-    """Past the seed: fused gradients, BHHH start, second order, whole loop jitted, allocators."""
+    """Past the seed, at the base size on xlogit's draws: fused gradients, the BHHH start,
+    second order, the whole loop jitted (jax.scipy's BFGS), allocators, one evaluation."""
+    base = {**BASE, "draws": "xlogit-halton"}
     rows = []
     for alloc in ("default", "jemalloc"):
         rows += [
-            _ml("beyond", gradient="autodiff-fused", allocator=alloc),
-            _ml("beyond", gradient="analytic-fused", allocator=alloc),
-            _ml("beyond", gradient="autodiff-fused", init="bhhh", allocator=alloc),
-            _ml("beyond", gradient="analytic-fused", init="bhhh", allocator=alloc),
-            Config(
-                "beyond", "xlogit", BASE["n"], BASE["j"], BASE["r"], variant="ours", allocator=alloc
-            ),
-            Config(
-                "beyond",
-                "xlogit",
-                BASE["n"],
-                BASE["j"],
-                BASE["r"],
-                variant="ours-bfgs",
-                allocator=alloc,
-            ),
-            Config("beyond", "evaluation", BASE["n"], BASE["j"], BASE["r"], allocator=alloc),
+            Config("beyond", "mlejax", **base, gradient=g, init=i, allocator=alloc)
+            for i in ("identity", "bhhh")
+            for g in ("autodiff-fused", "analytic-fused")
         ]
+        rows.append(Config("beyond", "evaluation", **base, allocator=alloc))
     rows += [
-        _ml("beyond", gradient="autodiff-fused", solver="trust-krylov"),
-        _ml("beyond", gradient="autodiff-fused", solver="Newton-CG"),
-        Config("beyond", "jax-loop", BASE["n"], BASE["j"], BASE["r"], gradient="autodiff"),
+        Config("beyond", "mlejax", **base, gradient="autodiff-fused", solver="trust-krylov"),
+        Config("beyond", "mlejax", **base, gradient="autodiff-fused", solver="Newton-CG"),
+        Config("beyond", "jax-loop", **base, gradient="autodiff"),
+        Config("beyond", "device-loop", **base, gradient="analytic-fused", init="bhhh"),
         _ml("beyond", 1_000_000, 20, 12, gradient="analytic-fused", init="bhhh", device="gpu"),
     ]
-    for n, j, r in TABLE2_SIZES[1:]:
-        rows.append(_ml("beyond", n, j, r, gradient="analytic-fused", init="bhhh"))
     return rows
 
 
@@ -204,6 +213,9 @@ def headtohead():
             Config("headtohead", "xlogit", **same, variant="ours"),
             Config("headtohead", "xlogit", **same, variant="ours-bfgs"),
         ]
+        rows.append(
+            Config("headtohead", "device-loop", **same, gradient="analytic-fused", init="bhhh")
+        )
         rows += [  # the fastest path again, with JAX's persistent compilation cache
             Config("headtohead", "mlejax", **same, gradient="analytic-fused", init="bhhh", cache=c)
             for c in ("cold", "warm")

@@ -216,6 +216,14 @@ def scores_analytic_chunked(theta, data, chunk: int):
     return _value_and_scores_chunked(theta, data, chunk)[1]
 
 
+def log_p_and_scores(theta, data: MixedLogitData, chunk: int | None = None):
+    """Per-consumer ``log P_i`` ``(N,)`` and scores ``d log P_i / d theta`` ``(N, 6)`` in
+    ``jax.numpy``: the whole arrays at once, or ``chunk`` consumers at a time."""
+    if chunk is not None:
+        return _value_and_scores_chunked(theta, data, chunk)
+    return _value_and_scores(theta_arg(theta), check_data(data), *_BACKENDS["jax"])
+
+
 def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) -> float:
     """Negative simulated log-likelihood of ``theta`` on other ``draws`` ``(N, R')``.
 

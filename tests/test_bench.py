@@ -270,6 +270,29 @@ def test_cli_help_and_list():
     assert bad.returncode == 2 and "unknown suite" in bad.stderr
 
 
+def test_collapse_gives_one_row_per_configuration_with_its_spread():
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "key": ["a"] * 3 + ["b"] * 3,
+            "n": 10,
+            "nit": [5, 5, 5, 7, 7, 9],
+            "status": ["ok"] * 5 + ["timed out"],
+            "outcome": ["converged"] * 5 + ["timed out after 9 s"],
+            "fit_s_median": [1.0, 3.0, 2.0, 4.0, 6.0, np.nan],
+            "end_to_end_s_first": [2.0, 4.0, 3.0, 5.0, 9.0, np.nan],
+        }
+    )
+    out = report.collapse(rows).set_index("key")
+    assert out.loc["a", "fit_s_median"] == 2.0 and out.loc["a", "fit_s_median_high"] == 3.0
+    assert out.loc["a", "status"] == "ok" and out.loc["a", "runs"] == 3 and out.loc["a", "n"] == 10
+    b = out.loc["b"]  # the converged runs give the times; the failed one is not hidden
+    assert (b["fit_s_median"], b["end_to_end_s_first_low"], b["nit"]) == (5.0, 5.0, 7.0)
+    assert b["status"] == "timed out" and b["outcome"].startswith("2 of 3 runs converged")
+    assert report.cell(b) == "2 of 3 runs converged; timed out after 9 s"
+
+
 def test_report_tables_come_from_records(smoke_file):
     df = report.load(smoke_file)
     assert {"method", "cpu", "git_commit", "fit_s_median"} <= set(df.columns)
@@ -296,6 +319,9 @@ def test_stored_results_cover_every_suite():
     df = report.load(ROOT / "results" / "bench-cpu.jsonl")
     for suite in ("table1", "table2", "table4", "beyond"):
         assert set(c.key for c in configs_for([suite])) <= set(df.key), f"{suite} incomplete"
+    fits = df[(df.status == "ok") & (df.kind != "evaluation")]
+    assert (fits.end_to_end_s_first >= fits.fit_s_median).all()  # both fields, in every fit
+    assert (df.groupby("key").size() >= 3).all()  # every configuration in 3 fresh processes
     sharding = report.load(ROOT / "results" / "bench-cpu-sharding.jsonl")
     assert set(c.key for c in configs_for(["sharding"])) <= set(sharding.key)
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen

@@ -90,15 +90,21 @@ FITTERS = {
 
 
 def measure_evaluations(data, ml, repeats: int = 30) -> dict:
-    """Median seconds of one jitted evaluation of the function and of each gradient."""
+    """Median seconds of one jitted evaluation of the function, of each gradient, and of
+    what the default ``fit(data)`` evaluates per iteration (value, gradient and BHHH matrix
+    in one pass, chunked as ``fit`` chunks)."""
     import jax
 
     from ..timing import time_call
 
     dev = jax.device_put(data)
     theta = ml.THETA_TRUE
+    from ..mixed_logit.estimate import value_grad_opg
+
+    default = value_grad_opg(ml.default_chunk(data))  # what fit(data) evaluates per iteration
     fns = {
         "value": jax.jit(ml.neg_loglik),
+        "value_grad_opg_default": jax.jit(lambda th, d: default(th, d, None)),
         "value_and_grad_autodiff": jax.jit(jax.value_and_grad(ml.neg_loglik)),
         "value_and_grad_analytic": jax.jit(ml.value_and_grad_analytic),
         "grad_analytic": jax.jit(ml.grad_analytic),

@@ -283,6 +283,7 @@ def _jax_objective(data, opts) -> Objective:
         vgo = Remembered(on_data(value_grad_opg(opts.chunk), jit_f or jit_g, host))
         fun, jac, forget = _fused(lambda th: vgo(th)[:2], scale), True, vgo.forget
         opg = lambda th: vgo(th)[2]  # noqa: E731
+        total = lambda th: vgo(th)[0]  # noqa: E731  (at the optimum: scipy's last evaluation)
     if opts.method == "trust-exact":  # scipy's trust-exact needs the Hessian matrix itself
         hess = scaled(on_data(jax.hessian(nll), True))
     elif opts.method in SECOND_ORDER:

@@ -250,18 +250,30 @@ def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) ->
     """Negative simulated log-likelihood of ``theta`` on other ``draws`` ``(N, R')``.
 
     Used to compare estimates fairly: every estimate is evaluated on one common
-    large-``R'`` draw set. Works through the draws ``chunk`` columns at a time so
-    memory stays at ``N * J * chunk`` floats (NumPy).
+    large-``R'`` draw set. Works through the draws ``chunk`` columns at a time
+    (``jax.lax.map`` in one jitted program) so memory stays at ``N * J * chunk`` floats.
     """
     theta, data = check_theta(theta), check_data(data)
     draws = as_float_array(draws, "draws", shape=(data.shape[0], None))
-    chunk = positive_int(chunk, "chunk")
-    pieces = [
-        _chosen_log_probs(theta, data._replace(draws=draws[:, s : s + chunk]), np, sp.logsumexp)[0]
-        for s in range(0, draws.shape[1], chunk)
-    ]
-    log_l = np.concatenate(pieces, axis=1)
-    return -float(np.sum(sp.logsumexp(log_l, axis=1) - np.log(log_l.shape[1])))
+    chunk = min(positive_int(chunk, "chunk"), draws.shape[1])
+    blocks = -(-draws.shape[1] // chunk)
+    padded = np.pad(draws, ((0, 0), (0, blocks * chunk - draws.shape[1])))
+    stacked = padded.reshape(draws.shape[0], blocks, chunk).transpose(1, 0, 2)  # (B, N, chunk)
+    log_l = _log_l_blocks(jnp.asarray(theta), data, jnp.asarray(stacked))
+    log_l = jnp.transpose(log_l, (1, 0, 2)).reshape(draws.shape[0], -1)[:, : draws.shape[1]]
+    log_p = jsp.logsumexp(log_l, axis=1) - jnp.log(draws.shape[1])
+    return -float(jnp.sum(log_p))
+
+
+@jax.jit
+def _log_l_blocks(theta, data, stacked):
+    """Per-draw log probabilities of the chosen options, ``(B, N, chunk)``, one block of
+    draw columns at a time."""
+
+    def block(z):
+        return _chosen_log_probs(theta, data._replace(draws=z), jnp, jsp.logsumexp)[0]
+
+    return jax.lax.map(block, stacked)
 
 
 def to_long_dataframe(data: MixedLogitData) -> pd.DataFrame:

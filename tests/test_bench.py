@@ -319,9 +319,12 @@ def test_stored_results_cover_every_suite():
     df = report.load(ROOT / "results" / "bench-cpu.jsonl")
     for suite in ("table1", "table2", "table4", "beyond"):
         assert set(c.key for c in configs_for([suite])) <= set(df.key), f"{suite} incomplete"
-    fits = df[(df.status == "ok") & (df.kind != "evaluation")]
-    assert (fits.end_to_end_s_first >= fits.fit_s_median).all()  # both fields, in every fit
-    assert (df.groupby("key").size() >= 3).all()  # every configuration in 3 fresh processes
+    h2h = report.load(ROOT / "results" / "bench-cpu-headtohead.jsonl")
+    assert set(c.key for c in configs_for(["headtohead"])) <= set(h2h.key)
+    for records in (df, h2h):
+        fits = records[(records.status == "ok") & (records.kind != "evaluation")]
+        assert (fits.end_to_end_s_first >= fits.fit_s_median).all()  # both, in every fit
+        assert (records.groupby("key").size() >= 3).all()  # each in 3 fresh processes
     sharding = report.load(ROOT / "results" / "bench-cpu-sharding.jsonl")
     assert set(c.key for c in configs_for(["sharding"])) <= set(sharding.key)
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen

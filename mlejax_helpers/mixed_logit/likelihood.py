@@ -29,7 +29,14 @@ import scipy.special as sp
 
 from .._validate import as_float_array, positive_int
 from ..derivatives import per_observation_scores
-from .data import MixedLogitData, check_data, check_theta, theta_arg, weight_arg
+from .data import (
+    MixedLogitData,
+    check_data,
+    check_theta,
+    require_x64,
+    theta_arg,
+    weight_arg,
+)
 
 _BACKENDS = {"jax": (jnp, jsp.logsumexp), "numpy": (np, sp.logsumexp)}
 
@@ -253,6 +260,7 @@ def neg_loglik_on_draws(theta, data: MixedLogitData, draws, chunk: int = 100) ->
     large-``R'`` draw set. Works through the draws ``chunk`` columns at a time
     (``jax.lax.map`` in one jitted program) so memory stays at ``N * J * chunk`` floats.
     """
+    require_x64()  # computed in JAX: refuse to score in float32
     theta, data = check_theta(theta), check_data(data)
     draws = as_float_array(draws, "draws", shape=(data.shape[0], None))
     chunk = min(positive_int(chunk, "chunk"), draws.shape[1])

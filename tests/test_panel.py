@@ -148,15 +148,26 @@ def test_conditional_means_average_to_the_population_mean():
     assert 0 < cond.std() < abs(fit.theta[2])  # shrunk toward the mean, not collapsed
 
 
-def test_peer_parameter_order_round_trips_when_random_order_differs():
+def test_random_coefficients_keep_attribute_order_so_xlogit_draws_match():
+    """xlogit gives its k-th Halton prime to the k-th random coefficient in attribute
+    order; a random dict in another order once gave each coefficient the other's prime."""
     from mlejax_helpers.mixed_logit import panel_peers
 
-    model = pdata.PanelModel(("a", "b", "c"), {"c": "n", "a": "n"})  # draws: c first
-    theta = np.array([1.0, 2.0, 3.0, 0.3, 0.1])  # a, b, c, sd.c, sd.a
-    peer = panel_peers.to_peer(theta, model)
-    np.testing.assert_array_equal(peer, [1.0, 2.0, 3.0, 0.1, 0.3])  # ..., sd.a, sd.c
+    shuffled = pdata.PanelModel(("a", "b", "c"), {"c": "n", "a": "ln"})
+    in_order = pdata.PanelModel(("a", "b", "c"), {"a": "ln", "c": "n"})
+    assert shuffled == in_order and shuffled.random_index == (0, 2)
+    assert shuffled.param_names == ("a", "b", "c", "sd.a", "sd.c")
+    df = pdata.simulate_panel(in_order, [0.2, -1.0, 0.5, 0.3, 0.8], 30, 3, 3, seed=4)
+    data, _ = pdata.from_long(df, attributes=("a", "b", "c"), **COLS)
+    draws = pdata.panel_draws(30, 25, 2, "xlogit-halton")  # column 0: prime 2, column 1: 3
+    theta = np.array([0.2, -1.0, 0.5, 0.3, 0.8])
+    # the column of prime 2 drives a: swapping the columns changes the likelihood
+    ours = float(pn.neg_loglik(theta, shuffled, data, draws))
+    assert ours == float(pn.neg_loglik(theta, in_order, data, draws))
+    assert ours != pytest.approx(float(pn.neg_loglik(theta, in_order, data, draws[..., ::-1])))
+    np.testing.assert_array_equal(panel_peers.to_peer(theta, shuffled), theta)
     names = ["a", "b", "c", "sd.a", "sd.c"]
-    np.testing.assert_array_equal(panel_peers.from_peer(peer, names, model), theta)
+    np.testing.assert_array_equal(panel_peers.from_peer(theta, names, shuffled), theta)
     with pytest.raises(ValueError, match="independent coefficients only"):
         panel_peers.to_peer(np.zeros(6), pdata.PanelModel(("a", "b"), {"a": "n", "b": "n"}, True))
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..quasi_newton import inverse_update
 from .data import check_data, check_theta, require_x64
-from .estimate import THETA_START, FitResult, check_fit_options, finite_outcome
+from .estimate import THETA_START, FitResult, check_fit_options, checked
 from .likelihood import log_p_and_scores
 
 C1 = 1e-4  # Armijo's sufficient-decrease constant
@@ -42,7 +42,8 @@ MIN_STEP = 2.0**-40  # a line search that halves the step below this has failed
 class LoopState(NamedTuple):
     """What one pass of the loop carries: iterate ``x`` ``(6,)``, average value ``f`` and
     gradient ``g`` ``(6,)`` there, inverse Hessian ``h`` ``(6, 6)``, direction ``d`` and
-    step ``a``, and the counts of accepted steps (``nit``) and evaluations (``nfev``)."""
+    step ``a``, the counts of accepted steps (``nit``) and evaluations (``nfev``), and the
+    average BHHH matrix ``b`` ``(6, 6)`` at ``x`` (for the convergence test after the loop)."""
 
     x: jax.Array
     f: jax.Array
@@ -52,6 +53,7 @@ class LoopState(NamedTuple):
     a: jax.Array
     nit: jax.Array
     nfev: jax.Array
+    b: jax.Array
 
 
 def _pass(state: LoopState, data, chunk, n) -> LoopState:
@@ -62,7 +64,8 @@ def _pass(state: LoopState, data, chunk, n) -> LoopState:
     first = state.nfev == 0
     armijo = f <= state.f + C1 * state.a * (state.g @ state.d)  # False for NaN
     s, y = trial - state.x, g - state.g
-    bhhh = jnp.linalg.inv(scores.T @ scores / n)
+    b = scores.T @ scores / n
+    bhhh = jnp.linalg.inv(b)
     updated = jnp.where(s @ y > 0, inverse_update(state.h, s, y, jnp), state.h)
     h = jnp.where(first, (bhhh + bhhh.T) / 2, updated)
     accept = first | armijo
@@ -76,6 +79,7 @@ def _pass(state: LoopState, data, chunk, n) -> LoopState:
         a=keep(1.0, state.a / 2),
         nit=state.nit + (accept & ~first).astype(state.nit.dtype),
         nfev=state.nfev + 1,
+        b=keep(b, state.b),
     )
 
 
@@ -86,7 +90,8 @@ def _solve(theta0, data, gtol, maxiter, chunk):
     n = data.shape[0]
     zero = jnp.zeros_like(theta0)
     f, a, count = jnp.asarray(jnp.inf), jnp.asarray(0.0), jnp.asarray(0)
-    start = LoopState(theta0, f, zero, jnp.eye(theta0.shape[0]), zero, a, count, count)
+    eye = jnp.eye(theta0.shape[0])
+    start = LoopState(theta0, f, zero, eye, zero, a, count, count, eye)
 
     def going(state):
         return (state.nfev == 0) | (
@@ -96,12 +101,13 @@ def _solve(theta0, data, gtol, maxiter, chunk):
     return jax.lax.while_loop(going, lambda state: _pass(state, data, chunk, n), start)
 
 
-def _outcome(state: LoopState, gtol, maxiter) -> tuple[bool, str]:
+def _outcome(state: LoopState, gtol, maxiter) -> str:
+    """Why the loop stopped (the convergence test after it decides ``success``)."""
     if np.max(np.abs(np.asarray(state.g))) <= gtol:
-        return True, "gradient test passed"
+        return "max |average gradient| <= gtol"
     if int(state.nit) >= maxiter:
-        return False, f"maximum number of iterations ({maxiter}) reached"
-    return False, "line search failed: step halved below 2**-40 without sufficient decrease"
+        return f"maximum number of iterations ({maxiter}) reached"
+    return "line search failed: step halved below 2**-40 without sufficient decrease"
 
 
 def fit_on_device(data, theta0=None, *, gtol=1e-6, maxiter=1000, chunk="auto") -> FitResult:
@@ -125,7 +131,9 @@ def fit_on_device(data, theta0=None, *, gtol=1e-6, maxiter=1000, chunk="auto") -
     state = jax.block_until_ready(program(*args))
     run_s = time.perf_counter() - t0
     theta, total = np.asarray(state.x), float(state.f) * data.shape[0]
-    success, message = finite_outcome(*_outcome(state, opts.gtol, opts.maxiter), theta, total)
+    n = data.shape[0]
+    grad, opg = n * np.asarray(state.g), n * np.asarray(state.b)  # totals, for the test
+    success, message = checked(theta, total, grad, opg, _outcome(state, opts.gtol, opts.maxiter))
     nfev = int(state.nfev)
     return FitResult(
         theta, total, int(state.nit), nfev, nfev, success, message, compile_s, run_s,

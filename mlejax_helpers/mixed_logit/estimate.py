@@ -27,6 +27,7 @@ from scipy.optimize import minimize
 from .._validate import positive_int, positive_number
 from ..derivatives import hvp
 from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta, require_x64
+from .diagnostics import convergence, require_optimum, unidentified
 from .likelihood import (
     default_chunk,
     grad_analytic,
@@ -37,7 +38,6 @@ from .likelihood import (
     neg_loglik_numpy,
     neg_loglik_pandas,
     scores_analytic,
-    scores_analytic_chunked,
     scores_analytic_numpy,
     to_long_dataframe,
     value_and_grad_analytic_chunked,
@@ -187,7 +187,8 @@ class Objective(NamedTuple):
     differences). ``hessp``/``hess`` are set for second-order methods only.
     ``opg`` gives the ``(6, 6)`` outer product of the per-consumer scores
     :math:`\sum_i s_i s_i'` (for BHHH), ``total`` the total -LL, ``n`` the number of
-    consumers. ``forget`` drops a remembered evaluation (see :class:`Remembered`).
+    consumers. ``forget`` drops a remembered evaluation (see :class:`Remembered`);
+    ``check`` gives ``(total gradient, S'S)`` for the convergence test after the fit.
     """
 
     fun: Callable
@@ -198,6 +199,7 @@ class Objective(NamedTuple):
     total: Callable
     n: int
     forget: Callable = lambda: None
+    check: Callable | None = None
 
 
 def _numpy_objective(data, opts, scale) -> Objective:
@@ -211,18 +213,22 @@ def _numpy_objective(data, opts, scale) -> Objective:
         s = scores_analytic_numpy(th, data)
         return s.T @ s
 
-    return Objective(lambda th: total(th) * scale, jac, None, None, opg, total, data.shape[0])
+    def check(th):
+        return grad_analytic_numpy(th, data), opg(th)
+
+    return Objective(
+        lambda th: total(th) * scale, jac, None, None, opg, total, data.shape[0], check=check
+    )
 
 
 def _kernels(chunk):
-    """``(nll, grad, scores)`` of ``(theta, data, weight)``: the analytic gradient whole, or
+    """``(nll, grad)`` of ``(theta, data, weight)``: the analytic gradient whole, or
     ``chunk`` consumers at a time (one device, no padding: weight unused)."""
     if chunk is None:
-        return neg_loglik, grad_analytic, scores_analytic
+        return neg_loglik, grad_analytic
     return (
         lambda th, d, w: neg_loglik_chunked(th, d, chunk),
         lambda th, d, w: value_and_grad_analytic_chunked(th, d, chunk)[1],
-        lambda th, d, w: scores_analytic_chunked(th, d, chunk),
     )
 
 
@@ -258,7 +264,7 @@ class Remembered:
 def _jax_objective(data, opts) -> Objective:
     placed = shard(data, opts.mesh)  # the consumers split over the mesh (one device: whole)
     scale = 1.0 / placed.n
-    nll, grad, scores = _kernels(opts.chunk)
+    nll, grad = _kernels(opts.chunk)
     jit_f, jit_g = opts.jit
 
     def on_data(fn, flag, post=to_host):  # theta -> post(fn(theta, data, weight))
@@ -270,25 +276,26 @@ def _jax_objective(data, opts) -> Objective:
 
     total = on_data(nll, jit_f, lambda x: float(to_host(x)))
     fun, jac, hessp, hess = scaled(total), None, None, None
-    opg = on_data(lambda th, d, w: (lambda s: s.T @ s)(scores(th, d, w)), True)
-    forget = lambda: None  # noqa: E731
+    host = lambda out: tuple(to_host(x) for x in out)  # noqa: E731
+    # value, gradient and S'S from one program: the fused path's objective, the BHHH start
+    # and the convergence test after every fit
+    vgo = Remembered(on_data(value_grad_opg(opts.chunk), jit_f or jit_g, host))
+    opg = lambda th: vgo(th)[2]  # noqa: E731
     if opts.gradient in ("analytic", "autodiff"):
         jac = scaled(on_data(grad if opts.gradient == "analytic" else jax.grad(nll), jit_g))
     elif opts.gradient == "autodiff-fused":
-        host = lambda out: (float(to_host(out[0])), to_host(out[1]))  # noqa: E731
-        vg = on_data(jax.value_and_grad(nll), jit_f or jit_g, host)
-        fun, jac = _fused(vg, scale), True
+        host2 = lambda out: (float(to_host(out[0])), to_host(out[1]))  # noqa: E731
+        fun, jac = _fused(on_data(jax.value_and_grad(nll), jit_f or jit_g, host2), scale), True
     elif opts.gradient == "analytic-fused":
-        host = lambda out: (float(to_host(out[0])), to_host(out[1]), to_host(out[2]))  # noqa: E731
-        vgo = Remembered(on_data(value_grad_opg(opts.chunk), jit_f or jit_g, host))
-        fun, jac, forget = _fused(lambda th: vgo(th)[:2], scale), True, vgo.forget
-        opg = lambda th: vgo(th)[2]  # noqa: E731
-        total = lambda th: vgo(th)[0]  # noqa: E731  (at the optimum: scipy's last evaluation)
+        fun, jac = _fused(lambda th: (float(vgo(th)[0]), vgo(th)[1]), scale), True
+        total = lambda th: float(vgo(th)[0])  # noqa: E731  (at the optimum: the last evaluation)
     if opts.method == "trust-exact":  # scipy's trust-exact needs the Hessian matrix itself
         hess = scaled(on_data(jax.hessian(nll), True))
     elif opts.method in SECOND_ORDER:
         hessp = scaled(on_data(lambda th, p, d, w: hvp(lambda t: nll(t, d, w), th, p), True))
-    return Objective(fun, jac, hessp, hess, opg, total, placed.n, forget)
+    return Objective(
+        fun, jac, hessp, hess, opg, total, placed.n, vgo.forget, lambda th: vgo(th)[1:]
+    )
 
 
 def _fused(vg, scale):
@@ -404,7 +411,7 @@ def fit(
     options = _scipy_options(opts)
     t0 = time.perf_counter()
     if opts.init == "bhhh":
-        options["hess_inv0"] = symmetric_inverse(obj.opg(theta0) / obj.n)
+        options["hess_inv0"] = bhhh_start(obj.opg(theta0) / obj.n, PARAM_NAMES)
     res = minimize(
         counted,
         theta0,
@@ -416,7 +423,7 @@ def fit(
     run_s = time.perf_counter() - t0
     theta_hat = np.asarray(res.x, dtype=float)
     total = obj.total(theta_hat)
-    success, message = finite_outcome(res.success, res.message, theta_hat, total)
+    success, message = checked(theta_hat, total, *obj.check(theta_hat), res.message)
     return FitResult(
         theta_hat,
         total,
@@ -434,14 +441,40 @@ def fit(
     )
 
 
-def symmetric_inverse(a) -> np.ndarray:
+def bhhh_start(a, names) -> np.ndarray:
     """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
     With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
     from the per-consumer scores ``S``, this is BFGS's BHHH start (as in xlogit).
+    A singular ``a`` (some parameter's scores all zero, or collinear) is refused with
+    the names of the parameters that are not identified at the start.
     """
-    h = np.linalg.inv(np.asarray(a, dtype=float))
+    a = np.asarray(a, dtype=float)
+    lost = unidentified(a, names)
+    if lost or not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"BFGS's BHHH start needs a nonsingular S'S, but at theta0 parameter(s) {lost} have "
+            "scores that are zero or collinear (not identified by these data, or a degenerate "
+            "start such as a zero standard deviation): change theta0, drop the parameter, "
+            "or start from the identity (init='identity')"
+        )
+    h = np.linalg.inv(a)
     return 0.5 * (h + h.T)
+
+
+def checked(theta, total, grad, opg, optimiser_message, names=PARAM_NAMES) -> tuple[bool, str]:
+    """``(success, message)`` of a fit by the convergence test of
+    :func:`~.diagnostics.convergence` (``g'B^-1 g`` on the total gradient and ``B = S'S``),
+    success withdrawn for a non-finite optimum."""
+    success, message, _ = convergence(grad, opg, names, str(optimiser_message))
+    return finite_outcome(success, message, theta, total)
+
+
+def _numpy_check(theta, total, data, optimiser_message) -> tuple[bool, str]:
+    if not np.all(np.isfinite(theta)):
+        return finite_outcome(False, optimiser_message, theta, total)
+    s = scores_analytic_numpy(theta, data)
+    return checked(theta, total, -s.sum(axis=0), s.T @ s, optimiser_message)
 
 
 def fit_pandas(data, theta0=None, *, gtol=1e-6) -> FitResult:
@@ -454,7 +487,7 @@ def fit_pandas(data, theta0=None, *, gtol=1e-6) -> FitResult:
     res = minimize(counted, theta0, method="BFGS", options={"gtol": positive_number(gtol, "gtol")})
     run_s = time.perf_counter() - t0
     total = neg_loglik_numpy(res.x, data) if np.all(np.isfinite(res.x)) else np.nan
-    success, message = finite_outcome(res.success, res.message, res.x, total)
+    success, message = _numpy_check(res.x, total, data, res.message)
     return FitResult(
         np.asarray(res.x),
         total,
@@ -496,9 +529,7 @@ def fit_jax_loop(data, theta0=None, *, gtol=1e-6, maxiter=1000) -> FitResult:
     res = jax.block_until_ready(solve(theta0, dev))
     run_s = time.perf_counter() - t0
     theta, total = np.asarray(res.x), float(res.fun) * n
-    success, message = finite_outcome(
-        res.success, f"jax.scipy status {int(res.status)}", theta, total
-    )
+    success, message = _numpy_check(theta, total, data, f"jax.scipy status {int(res.status)}")
     return FitResult(
         theta,
         total,
@@ -523,14 +554,16 @@ def standard_errors(theta, data: MixedLogitData) -> pd.DataFrame:
       :math:`B = \sum_i s_i s_i'` with analytic per-consumer scores;
     * sandwich (robust): :math:`\sqrt{\mathrm{diag}(H^{-1} B H^{-1})}`.
 
-    The Hessian must be positive definite at ``theta`` (a local minimum);
-    otherwise ``ValueError`` says so.
+    Refused (``ValueError``) where they mean nothing: see
+    :func:`~.diagnostics.require_optimum` (identification, a positive definite Hessian,
+    the convergence test).
     """
     data, theta = check_data(data), check_theta(theta)
     require_x64()
     dev = jax.device_put(data)
     h = np.asarray(jax.jit(jax.hessian(neg_loglik))(theta, dev))
     s = np.asarray(jax.jit(scores_analytic)(theta, dev))
+    require_optimum(-s.sum(axis=0), h, PARAM_NAMES)
     cov = covariances(h, s)
     return pd.DataFrame(
         {

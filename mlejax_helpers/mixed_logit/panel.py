@@ -28,7 +28,8 @@ from scipy.optimize import minimize
 
 from .._validate import as_vector, positive_int, positive_number
 from .data import require_x64
-from .estimate import Counted, covariances, finite_outcome, symmetric_inverse
+from .diagnostics import convergence, require_optimum
+from .estimate import Counted, Remembered, bhhh_start, covariances, finite_outcome
 from .panel_data import PanelData, PanelModel
 from .sharding import to_host
 
@@ -43,15 +44,21 @@ def _check(model, data, draws, theta=None):
         raise TypeError(
             f"data must be a PanelData (build it with from_long), got {type(data).__name__}"
         )
-    k, kr = len(model.attributes), len(model.random)
+    kr = len(model.random)
     if not hasattr(draws, "shape") or draws.ndim != 3:
         raise ValueError(f"draws must be an array of shape (P, R, K_r), got {draws!r:.80}")
-    if data.x.shape[-1] != k:
-        raise ValueError(f"data has {data.x.shape[-1]} attributes, model {k}: {model.attributes}")
+    if tuple(data.attributes) != model.attributes:
+        raise ValueError(
+            f"data's attributes {tuple(data.attributes)} are not the model's {model.attributes} "
+            "(names and order must match): build data with "
+            "from_long(..., attributes=model.attributes)"
+        )
     if draws.shape != (data.x.shape[0], draws.shape[1], kr):
         raise ValueError(
             f"draws must have shape (P, R, K_r) = ({data.x.shape[0]}, R, {kr}), got {draws.shape}"
         )
+    if not isinstance(draws, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(draws))):
+        raise ValueError(f"draws must be finite: {np.sum(~np.isfinite(draws))} NaN or inf value(s)")
     if theta is not None and not isinstance(theta, jax.core.Tracer):
         return jnp.asarray(as_vector(theta, "theta", len(model.param_names)))
     return theta
@@ -83,12 +90,16 @@ def _person(dx, avail, beta):
     ``beta`` ``(R, K)``. Returns :math:`\ell_r = \sum_t \log P_{tr}` ``(R,)`` and
     :math:`g_{rk} = \partial \ell_r / \partial \beta_{rk} = -\sum_{t,j} P_{tjr}\, dx_{tjk}`
     ``(R, K)``. With ``dx`` relative to the chosen alternative,
-    :math:`P_{tr} = 1 / \sum_j e^{dx_{tj}'\beta_r}`: one ``exp`` per element and no
-    maximum to subtract (the exponent is capped at 700, where ``P`` is 0 to double precision).
+    :math:`-\log P_{tr} = \log \sum_j e^{v_{tjr}}`, :math:`v = dx'\beta_r`: a log-sum-exp
+    shifted by its largest available term :math:`m_{tr} \ge 0` (the chosen one has
+    :math:`v = 0`), so no ``exp`` overflows at any utility; one ``exp`` per element.
     """
-    e = jnp.exp(jnp.minimum(jnp.einsum("tjk,rk->tjr", dx, beta), 700.0)) * avail[..., None]
-    s = jnp.sum(e, axis=1)  # (T, R)
-    return -jnp.sum(jnp.log(s), axis=0), -jnp.einsum("tjr,tjk->rk", e / s[:, None, :], dx)
+    v = jnp.einsum("tjk,rk->tjr", dx, beta)
+    v = jnp.where(avail[..., None] > 0, v, -jnp.inf)  # unavailable: exp(-inf) = 0
+    m = jax.lax.stop_gradient(jnp.max(v, axis=1))  # (T, R); the chosen term makes it >= 0
+    e = jnp.exp(v - m[:, None, :])
+    s = jnp.sum(e, axis=1)  # (T, R), in [1, J]
+    return -jnp.sum(m + jnp.log(s), axis=0), -jnp.einsum("tjr,tjk->rk", e / s[:, None, :], dx)
 
 
 def _per_person(fn, theta, model, data, draws, block):
@@ -156,7 +167,10 @@ def value_and_grad(theta, model: PanelModel, data: PanelData, draws):
 @dataclass(frozen=True)
 class PanelFit:
     """What :func:`fit_panel` returns; ``compile_s`` is the warm-up (tracing and compiling),
-    ``run_s`` the optimisation alone; ``success`` is never true for a non-finite optimum."""
+    ``run_s`` the optimisation alone. ``success`` is the convergence test of
+    :func:`~.diagnostics.convergence` (every parameter identified and the scaled gradient
+    ``g'B^-1 g`` at most ``GRAD_TOL``, ``scaled_gradient``), never scipy's flag alone;
+    ``message`` says which test decided and what scipy said."""
 
     theta: np.ndarray
     names: tuple
@@ -167,6 +181,7 @@ class PanelFit:
     message: str
     compile_s: float
     run_s: float
+    scaled_gradient: float = float("nan")
 
 
 def default_start(model: PanelModel) -> np.ndarray:
@@ -222,19 +237,19 @@ def fit_panel(
     maxiter = positive_int(maxiter, "maxiter")
     t0 = time.perf_counter()
     dev = jax.device_put((data, draws))
-    vg = value_and_grad if gradient == "analytic" else jax.value_and_grad(neg_loglik)
-    vg = jax.jit(vg, static_argnums=1)
-
-    def fun(th):
-        value, grad = vg(th, model, *dev)
-        return float(to_host(value)), to_host(grad)
-
+    vs = jax.jit(value_and_scores, static_argnums=1)
+    # -LL and the per-person scores S from one program; the gradient is -sum(S)
+    scores = Remembered(lambda th: tuple(to_host(x) for x in vs(th, model, *dev)))
+    if gradient == "analytic":
+        fun = lambda th: (float(scores(th)[0]), -scores(th)[1].sum(axis=0))  # noqa: E731
+    else:
+        vg = jax.jit(jax.value_and_grad(neg_loglik), static_argnums=1)
+        fun = lambda th: tuple(to_host(x) for x in vg(th, model, *dev))  # noqa: E731
     fun(theta0)
     options = {"gtol": gtol, "maxiter": maxiter}
     if method == "BFGS":
-        vs = jax.jit(value_and_scores, static_argnums=1)
-        s = np.asarray(vs(theta0, model, *dev)[1])
-        options["hess_inv0"] = symmetric_inverse(s.T @ s)
+        s0 = scores(theta0)[1]
+        options["hess_inv0"] = bhhh_start(s0.T @ s0, model.param_names)
     else:
         options["ftol"] = ftol
     compile_s = time.perf_counter() - t0
@@ -242,27 +257,37 @@ def fit_panel(
     counted = Counted(fun)
     res = minimize(counted, theta0, jac=True, method=method, options=options)
     run_s = time.perf_counter() - t0
-    success, message = finite_outcome(res.success, res.message, res.x, res.fun)
+    value, s_hat = scores(res.x)  # scipy's last evaluation is usually at res.x: remembered
+    success, message, crit = convergence(
+        -s_hat.sum(axis=0), s_hat.T @ s_hat, model.param_names, res.message
+    )
+    success, message = finite_outcome(success, message, res.x, float(value))
     return PanelFit(
         res.x,
         model.param_names,
-        float(res.fun),
+        float(value),
         int(res.nit),
         counted.calls,
         success,
         message,
         compile_s,
         run_s,
+        crit,
     )
 
 
 def coefficient_table(theta, model: PanelModel, data: PanelData, draws) -> pd.DataFrame:
     """Estimates with Hessian, BHHH and robust (sandwich) standard errors, one row per
-    parameter, and the covariances in ``.attrs["cov"]``."""
+    parameter, and the covariances in ``.attrs["cov"]``.
+
+    Refused (``ValueError``, see :func:`~.diagnostics.require_optimum`) where they mean
+    nothing: a parameter that is not identified (named), a Hessian that is not positive
+    definite, or a point that fails the convergence test."""
     theta = np.asarray(_check(model, data, draws, theta), dtype=float)
     dev = jax.device_put((data, draws))
-    h = jax.jit(jax.hessian(neg_loglik), static_argnums=1)(theta, model, *dev)
-    s = jax.jit(value_and_scores, static_argnums=1)(theta, model, *dev)[1]
+    h = np.asarray(jax.jit(jax.hessian(neg_loglik), static_argnums=1)(theta, model, *dev))
+    s = np.asarray(jax.jit(value_and_scores, static_argnums=1)(theta, model, *dev)[1])
+    require_optimum(-s.sum(axis=0), h, model.param_names)
     cov = covariances(h, s)
     table = pd.DataFrame(
         {"estimate": theta, **{f"se_{k}": np.sqrt(np.diag(v)) for k, v in cov.items()}},
@@ -274,15 +299,33 @@ def coefficient_table(theta, model: PanelModel, data: PanelData, draws) -> pd.Da
 
 def delta_method(fn, theta, cov) -> tuple[float, float]:
     r"""``(g(theta), se)`` for a scalar function ``fn`` of the parameters, with
-    :math:`\mathrm{se}^2 = \nabla g' \,\Sigma\, \nabla g` (gradient by ``jax.jacobian``)."""
-    theta = jnp.asarray(theta, dtype=float)
+    :math:`\mathrm{se}^2 = \nabla g' \,\Sigma\, \nabla g` (gradient by ``jax.jacobian``),
+    in float64 (refused when float64 is off)."""
+    require_x64()
+    theta = jnp.asarray(as_vector(theta, "theta"), dtype=jnp.float64)
+    cov = np.asarray(cov, dtype=float)
+    if cov.shape != (theta.size, theta.size):
+        raise ValueError(f"cov must have shape {(theta.size, theta.size)}, got {cov.shape}")
     grad = np.asarray(jax.jacobian(fn)(theta))
-    return float(fn(theta)), float(np.sqrt(grad @ np.asarray(cov) @ grad))
+    if grad.shape != (theta.size,):
+        raise ValueError(f"fn must return a scalar, got an array of shape {grad.shape[:-1]}")
+    return float(fn(theta)), float(np.sqrt(grad @ cov @ grad))
 
 
 def willingness_to_pay(model: PanelModel, attribute: str, price: str):
     r"""The function :math:`\theta \mapsto -m_{\mathrm{attribute}} / m_{\mathrm{price}}`
-    (ratio of mean coefficients of normal or fixed ones), for :func:`delta_method`."""
+    (ratio of mean coefficients of normal or fixed ones), for :func:`delta_method`.
+
+    Refused for a lognormal coefficient: its ``m`` is the mean of the *log*
+    coefficient, so the ratio would not be a willingness to pay."""
+    for arg, name in (("attribute", attribute), ("price", price)):
+        if name not in model.attributes:
+            raise ValueError(f"{arg} {name!r} is not one of the model's {model.attributes}")
+        if dict(model.random).get(name) == "ln":
+            raise ValueError(
+                f"{arg} {name!r} has a lognormal coefficient: -m_a / m_price is a ratio of means "
+                "only for normal or fixed coefficients; use the coefficients' moments instead"
+            )
     a, b = model.attributes.index(attribute), model.attributes.index(price)
     return lambda theta: -theta[a] / theta[b]
 

@@ -11,9 +11,11 @@ person's situations (the panel).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 from scipy.stats import norm, qmc
@@ -34,12 +36,30 @@ ELECTRICITY_COLUMNS = {
 XLOGIT_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 71, 73)
 
 
+def _names(value, name) -> tuple:
+    """``value`` as a tuple of strings; a single string is refused (it is not a list of names)."""
+    if isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a list or tuple of names, got the string {value!r} "
+            f"(for one name write ({value!r},))"
+        )
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list or tuple of names, got {value!r}") from None
+    if not all(isinstance(v, str) for v in out):
+        raise TypeError(f"{name} must hold strings, got {out!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class PanelModel:
     r"""Which coefficients are random, and how. Hashable: a static argument of ``jax.jit``.
 
     ``attributes``: the ``K`` attribute names, in the order of ``PanelData.x``.
-    ``random``: ``{name: "n" | "ln"}`` for the random coefficients, in draw order.
+    ``random``: ``{name: "n" | "ln"}`` for the random coefficients. They are kept in the
+    order of ``attributes`` whatever the dict's order (xlogit's order: the draws' columns,
+    the ``sd.``/``chol.`` parameters and xlogit's Halton primes all follow it).
     A normal coefficient is :math:`\beta = m + (L\eta)_k`; a lognormal one is
     :math:`\beta = \exp(m + (L\eta)_k)`, always *positive*: for a price, whose
     coefficient should be negative, enter the negated price (as xlogit and
@@ -56,17 +76,35 @@ class PanelModel:
     correlated: bool = False
 
     def __post_init__(self):
-        attrs = tuple(self.attributes)
-        rand = tuple(dict(self.random).items())
+        attrs = _names(self.attributes, "attributes")
         if not attrs or len(set(attrs)) != len(attrs):
             raise ValueError(f"attributes must be distinct names, got {attrs!r}")
-        for name, dist in rand:
+        pairs = self.random.items() if isinstance(self.random, dict) else self.random
+        if isinstance(pairs, str) or not all(
+            isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs
+        ):
+            raise TypeError(f"random must be a dict {{name: 'n' | 'ln'}}, got {self.random!r}")
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"random names {twice} more than once; each coefficient once")
+        for name, dist in pairs:
             if name not in attrs:
                 raise ValueError(f"random coefficient {name!r} is not one of attributes {attrs}")
             if dist not in DISTRIBUTIONS:
                 raise ValueError(f"random[{name!r}] must be one of {DISTRIBUTIONS}, got {dist!r}")
+        # attribute order, whatever the dict's: xlogit's order, so its draws match (see panel_draws)
+        rand = tuple(sorted(((n, d) for n, d in pairs), key=lambda p: attrs.index(p[0])))
         object.__setattr__(self, "attributes", attrs)
         object.__setattr__(self, "random", rand)
+        object.__setattr__(self, "correlated", bool(self.correlated))
+        params = self.param_names
+        if len(set(params)) != len(params):
+            twice = sorted({n for n in params if params.count(n) > 1})
+            raise ValueError(
+                f"parameter name(s) {twice} would appear twice: an attribute may not be named "
+                "like a standard deviation ('sd.<name>') or a Cholesky entry ('chol.<a>.<b>')"
+            )
 
     @property
     def random_index(self) -> tuple:
@@ -88,7 +126,13 @@ class PanelModel:
         return self.attributes + tuple(rest)
 
 
-class PanelData(NamedTuple):
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["x", "dx", "avail", "chosen"],
+    meta_fields=["attributes"],
+)
+@dataclass(frozen=True)
+class PanelData:
     """Padded arrays of a panel (a JAX pytree). ``P`` persons, ``T`` situations each at most,
     ``J`` alternatives, ``K`` attributes.
 
@@ -98,12 +142,15 @@ class PanelData(NamedTuple):
     available, else 0.0; ``chosen`` ``(P, T)`` index of the chosen alternative. A
     padded situation (a person with fewer than ``T``) has zero attributes and only
     alternative 0 available and chosen, so its log-probability is exactly 0.
+    ``attributes``: the names of the ``K`` columns (static), checked against the model's
+    by every likelihood, so that a coefficient can never be reported under another's name.
     """
 
     x: np.ndarray
     dx: np.ndarray
     avail: np.ndarray
     chosen: np.ndarray
+    attributes: tuple
 
 
 class PanelIndex(NamedTuple):
@@ -174,9 +221,18 @@ def from_long(
     with ``availability`` 0 are unavailable alternatives and may not be chosen;
     alternatives missing from a situation are unavailable too.
     """
-    attributes = tuple(attributes)
+    attributes = _names(attributes, "attributes")
     cols = [person, situation, alternative, choice, *attributes]
     _require(df, cols + ([availability] if availability else []))
+    if len(df) == 0:
+        raise ValueError("df has no rows: from_long needs one row per situation and alternative")
+    for col in (person, situation, alternative):
+        kind = pd.api.types.infer_dtype(df[col], skipna=True)
+        if kind.startswith("mixed"):
+            kinds = sorted({type(v).__name__ for v in df[col].tolist()})
+            raise TypeError(
+                f"column {col!r} mixes types {kinds}: ids must be all numbers or all strings"
+            )
     x = _numeric(df, attributes)
     chosen = _flags(df[choice], choice)
     avail = _flags(df[availability], availability) if availability else np.ones(len(df), bool)
@@ -218,7 +274,8 @@ def from_long(
     C[p[chosen], t_of[s[chosen]]] = j[chosen]
     situations = np.full((P, T), None, object)
     situations[sit_person, t_of] = np.asarray(sit_ids, object)
-    data = PanelData(X, X - np.take_along_axis(X, C[:, :, None, None], 2), A.astype(float), C)
+    dx = X - np.take_along_axis(X, C[:, :, None, None], 2)
+    data = PanelData(X, dx, A.astype(float), C, attributes)
     return data, PanelIndex(
         persons, situations, (*alts.tolist(),) + (None,) * outside_option, attributes
     )
@@ -241,22 +298,29 @@ def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed
     prime per random coefficient (scipy's ``qmc.Halton``), person ``p`` taking
     points ``p*R .. p*R + R - 1``. ``"xlogit-halton"``: exactly xlogit 0.2.7's
     draws (unscrambled, the first 100 points dropped, primes
-    :data:`XLOGIT_PRIMES`; ``seed`` unused), so both tools fit the same objective.
+    :data:`XLOGIT_PRIMES`; ``seed`` unused), so both tools fit the same objective: column
+    ``k`` is the model's ``k``-th random coefficient in attribute order (the order
+    :class:`PanelModel` keeps), which gets xlogit's ``k``-th prime as in xlogit.
+    ``n_random`` may be 0 (every coefficient fixed): draws of shape ``(P, R, 0)``.
     """
     P, R = positive_int(n_persons, "n_persons"), positive_int(n_draws, "n_draws")
-    k = positive_int(n_random, "n_random") if n_random else 0
+    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
+        raise ValueError(f"n_random must be an integer >= 0, got {n_random!r}")
+    k = int(n_random)
+    if kind not in PANEL_DRAW_KINDS:
+        raise ValueError(f"kind must be one of {PANEL_DRAW_KINDS}, got {kind!r}")
+    if k == 0:  # every coefficient fixed: one empty draw set per person
+        return np.zeros((P, R, 0))
     if kind == "pseudo":
         return np.random.default_rng(seed).standard_normal((P, R, k))
     if kind == "halton":
         u = qmc.Halton(d=max(k, 1), scramble=True, seed=seed).random(P * R)[:, :k]
         return norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)).reshape(P, R, k)
-    if kind == "xlogit-halton":
-        if k > len(XLOGIT_PRIMES):
-            raise ValueError(f"xlogit-halton supports {len(XLOGIT_PRIMES)} random coefficients")
-        i = XLOGIT_HALTON_DROP + np.arange(P * R)
-        u = [radical_inverse(i, b) for b in XLOGIT_PRIMES[:k]]
-        return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
-    raise ValueError(f"kind must be one of {PANEL_DRAW_KINDS}, got {kind!r}")
+    if k > len(XLOGIT_PRIMES):  # xlogit-halton
+        raise ValueError(f"xlogit-halton supports {len(XLOGIT_PRIMES)} random coefficients")
+    i = XLOGIT_HALTON_DROP + np.arange(P * R)
+    u = [radical_inverse(i, b) for b in XLOGIT_PRIMES[:k]]
+    return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
 
 
 def simulate_panel(model: PanelModel, theta, n_persons, n_situations, n_alts, seed=0):

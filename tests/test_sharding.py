@@ -112,17 +112,39 @@ def test_two_processes_reproduce_the_single_process_likelihood():
         assert r["neg_loglik"] == pytest.approx(single.neg_loglik, rel=1e-10)
 
 
-def test_an_unreachable_coordinator_is_named():
-    port = free_port()  # nothing listens there
-    code = f"""
-    from mlejax_helpers.mixed_logit.sharding import start_processes
+def _processes(*argsets, timeout=120):
+    """Run ``python -m mlejax_helpers.mixed_logit`` once per argument list; ``(rc, stderr)``."""
+    base = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--consumers", "50"]
+    procs = [
+        subprocess.Popen(base + a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for a in argsets
+    ]
     try:
-        start_processes("127.0.0.1:{port}", 2, 1, timeout_s=3)
-    except RuntimeError as err:
-        print("ERROR", err)
-    """
-    out = run_with_host_devices(code, 1, timeout=120)
-    assert f"could not reach the coordinator at 127.0.0.1:{port}" in out, out
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [(p.returncode, err) for p, (_, err) in zip(procs, outs, strict=True)]
+
+
+def test_bad_distributed_set_ups_end_with_a_clear_error_never_a_hang_or_abort():
+    port = free_port()
+    at = ["--coordinator", f"127.0.0.1:{port}", "--timeout", "3"]
+    alone = _processes(at + ["--num-processes", "2", "--process-id", "0"])
+    assert alone[0][0] == 2, alone  # not 134 (abort) and no hang
+    assert f"waited 3 s at 127.0.0.1:{port + 1} for process(es) [1]" in alone[0][1]
+    lost = _processes(at + ["--num-processes", "2", "--process-id", "1"])
+    assert lost[0][0] == 2 and f"could not reach the coordinator at 127.0.0.1:{port}" in lost[0][1]
+    at[-1] = "30"
+    counts = _processes(
+        at + ["--num-processes", "2", "--process-id", "0"],
+        at + ["--num-processes", "3", "--process-id", "1"],
+    )
+    for rc, err in counts:
+        assert rc == 2 and "started with --num-processes 3, process 0 with 2" in err, counts
+        assert "Traceback" not in err
 
 
 def test_bad_set_ups_are_refused():

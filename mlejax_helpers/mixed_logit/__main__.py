@@ -43,10 +43,17 @@ def main(argv=None) -> int:
     parser.add_argument("--options", type=int, default=20)
     parser.add_argument("--draws", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timeout", type=int, default=60, help="seconds to wait for the other processes"
+    )
     args = parser.parse_args(argv)
     if args.coordinator is None or args.num_processes is None or args.process_id is None:
         parser.error("give --coordinator, --num-processes and --process-id (or MLEJAX_* vars)")
-    start_processes(args.coordinator, int(args.num_processes), int(args.process_id))
+    try:
+        start_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    except (RuntimeError, ValueError) as exc:  # a set-up error: one clear line, no trace
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     mine = simulate(args.consumers, args.options, args.draws, seed=args.seed + args.process_id)
     mesh = consumer_mesh()
     placed = shard(mine, mesh)

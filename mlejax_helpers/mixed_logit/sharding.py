@@ -10,13 +10,16 @@ the value and the 6-vector gradient, 56 bytes per evaluation, whatever ``N``.
 * :func:`shard`: pad the consumers to a multiple of the device count with
   zero-weight consumers (never dropped) and place them on the mesh; with several
   processes each passes only its own consumers;
-* :func:`start_processes`: ``jax.distributed.initialize`` with an error that
-  names the coordinator's address when it cannot be reached;
+* :func:`start_processes`: ``jax.distributed.initialize`` after a check of the set-up
+  (every process's count and id, on the coordinator's port + 1) with errors that name
+  the address and what was wrong, never a hang or an abort;
 * :func:`to_host`: a replicated result as NumPy, on one process or many.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import socket
@@ -115,29 +118,101 @@ def to_host(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _wait_for_coordinator(coordinator, timeout_s, process_id, num_processes):
-    host, _, port = coordinator.rpartition(":")
-    deadline = time.monotonic() + timeout_s
+HANDSHAKE_OFFSET = 1  # the check of the set-up listens on the coordinator's port + 1
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _serve_handshake(host, port, n, timeout_s):
+    """Process 0: wait for processes 1..n-1, check they agree on ``n``, answer each."""
+    deadline, said = time.monotonic() + timeout_s, time.monotonic()
+    conns, error = {}, None
+    with socket.create_server(("", port)) as server:
+        server.settimeout(1.0)
+        try:
+            while len(conns) < n - 1 and error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sorted(set(range(1, n)) - conns.keys())
+                    error = (
+                        f"process 0 of {n} waited {timeout_s} s at {host}:{port} for process(es) "
+                        f"{missing}, which never arrived: start them with the same coordinator "
+                        f"and --num-processes {n}"
+                    )
+                    break
+                if time.monotonic() - said > 10:
+                    _say(f"process 0: waiting for {n - 1 - len(conns)} more ({left:.0f} s left)")
+                    said = time.monotonic()
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(10.0)
+                try:
+                    theirs = json.loads(conn.makefile().readline())
+                    pid, count = int(theirs["process_id"]), int(theirs["num_processes"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    conn.close()
+                    continue  # not one of ours: ignore
+                if pid in conns or not 0 < pid < n:
+                    error = f"process id {pid} is not one of 1..{n - 1}, or came twice"
+                    conns[-len(conns) - 1] = conn  # answered too
+                    break
+                conns[pid] = conn
+                if count != n:
+                    error = (
+                        f"process {pid} was started with --num-processes {count}, process 0 "
+                        f"with {n}: every process must be given the same count"
+                    )
+            for conn in conns.values():
+                with contextlib.suppress(OSError):
+                    conn.sendall(((error or "ok") + "\n").encode())
+        finally:
+            for conn in conns.values():
+                conn.close()
+    if error:
+        raise RuntimeError(error)
+
+
+def _join_handshake(host, port, n, pid, timeout_s):
+    """Process ``pid`` > 0: reach process 0's check, say who we are, wait for its answer."""
+    deadline, said = time.monotonic() + timeout_s, time.monotonic()
     while True:
         try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return
+            with socket.create_connection((host, port), timeout=2.0) as conn:
+                conn.sendall((json.dumps({"process_id": pid, "num_processes": n}) + "\n").encode())
+                conn.settimeout(max(deadline - time.monotonic(), 1.0) + 10.0)
+                answer = conn.makefile().readline().strip()
+            break
         except OSError as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"process {process_id} of {num_processes} could not reach the coordinator "
-                    f"at {coordinator} within {timeout_s} s: is process 0 running there, and is "
-                    f"the port open? ({type(exc).__name__}: {exc})"
+                    f"process {pid} of {n} could not reach the coordinator at {host}:{port - 1} "
+                    f"within {timeout_s} s: is process 0 running there, and are ports "
+                    f"{port - 1} and {port} open? ({type(exc).__name__}: {exc})"
                 ) from exc
+            if time.monotonic() - said > 10:
+                _say(f"process {pid}: waiting for process 0 at {host}:{port}")
+                said = time.monotonic()
             time.sleep(0.2)
+    if answer != "ok":
+        raise RuntimeError(
+            answer or f"process 0 at {host}:{port} closed the check without an answer"
+        )
 
 
 def start_processes(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60):
-    """``jax.distributed.initialize`` for CPU or GPU processes, with a clear error.
+    """``jax.distributed.initialize`` for CPU or GPU processes, after a check of the set-up.
 
-    ``coordinator`` is ``"host:port"`` of process 0. On CPU the collectives go
-    through gloo. A process that cannot reach the coordinator within
-    ``timeout_s`` seconds raises a ``RuntimeError`` that names the address.
+    ``coordinator`` is ``"host:port"`` of process 0. Before JAX starts (JAX aborts the
+    whole process, with a C++ trace, on a set-up it cannot use), process 0 listens on
+    ``port + 1`` and every other process reports its id and process count there:
+    a count that disagrees with process 0's, a repeated id, or a process that does not
+    arrive within ``timeout_s`` seconds raises a ``RuntimeError`` in every process that
+    names the address and what was wrong. Progress is printed to standard error every
+    10 s while waiting. On CPU the collectives go through gloo.
     """
     num_processes = positive_int(num_processes, "num_processes")
     timeout_s = positive_int(timeout_s, "timeout_s")
@@ -147,8 +222,12 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
         raise ValueError(
             f"coordinator must be 'host:port' with a numeric port, got {coordinator!r}"
         )
-    if process_id != 0:  # JAX aborts the process when it cannot connect: look first
-        _wait_for_coordinator(coordinator, timeout_s, process_id, num_processes)
+    host, _, port = coordinator.rpartition(":")
+    check_port = int(port) + HANDSHAKE_OFFSET
+    if num_processes > 1 and process_id == 0:
+        _serve_handshake(host, check_port, num_processes, timeout_s)
+    elif num_processes > 1:
+        _join_handshake(host, check_port, num_processes, process_id, timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
@@ -156,9 +235,9 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
         )
     except Exception as exc:  # JAX raises several kinds, all with long messages
         raise RuntimeError(
-            f"process {process_id} of {num_processes} could not reach the coordinator at "
-            f"{coordinator} within {timeout_s} s: is process 0 running there, and is the port "
-            f"open? ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            f"process {process_id} of {num_processes} could not start jax.distributed with the "
+            f"coordinator at {coordinator} within {timeout_s} s "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from exc
 
 

@@ -33,14 +33,19 @@ def test_smoke_writes_valid_records_with_provenance(smoke_file):
     lines = smoke_file.read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 4
+    # our three fit the same data on the same draws: one optimum, scored alike on the
+    # common draws; xlogit (its own draws) lands within 1 % of it
+    ours = [r for r in records if r["kind"] == "mlejax"]
+    common = np.array([r["neg_loglik_common"] for r in ours])
+    assert len(ours) == 3 and np.ptp(common) < 1e-5 * common.mean(), common
+    assert np.ptp([r["sigma_hat"] for r in ours]) < 1e-3
+    peer = next(r for r in records if r["kind"] == "xlogit")
+    assert peer["neg_loglik_common"] == pytest.approx(common.mean(), rel=0.01)
     for r in records:
         assert r["status"] == "ok", r["outcome"]
-        assert r["fit_s_median"] > 0 and r["fit_s_min"] <= r["fit_s_median"] <= r["fit_s_max"]
         assert r["nit"] > 0 and r["peak_rss_bytes"] > 0 and r["max_abs_error"] < 5
-        assert r["neg_loglik_common"] > 0 and r["common_draws"] == 20
-        assert r["end_to_end_s_first"] >= r["fit_s_min"] > 0  # end to end includes the fit
-        assert r["end_to_end_s_min"] <= r["end_to_end_s_median"] <= r["end_to_end_s_max"]
-        assert r["sigma_hat"] >= 0 and np.isfinite(r["max_abs_z_bhhh"])
+        assert r["common_draws"] == 20 and np.isfinite(r["max_abs_z_bhhh"])
+        assert r["end_to_end_s_first"] >= r["fit_s_min"]  # end to end includes the fit
         prov = r["provenance"]
         for field in ("cpu", "cores", "devices", "versions", "git_commit", "date", "command"):
             assert prov[field], field
@@ -116,6 +121,44 @@ def test_an_interrupt_is_recorded_and_kills_the_child(tmp_path, monkeypatch):
         run([Config("smoke", "mlejax", **TINY)], out, progress=False, child=child)
     assert_gone(pidfile)
     assert [r["status"] for r in read(out)] == ["interrupted"]
+
+
+def test_sigterm_stops_the_child_records_the_run_and_a_resume_measures_it_again(tmp_path, capsys):
+    child, pidfile = fake_child(tmp_path, "time.sleep(60)")
+    out = tmp_path / "r.jsonl"
+    code = (
+        "from mlejax_helpers.bench.runner import run\n"
+        "from mlejax_helpers.bench.suites import Config\n"
+        f"run([Config('smoke', 'mlejax', n=200, j=4, r=4)], {str(out)!r}, progress=False, "
+        f"child={tuple(child)!r})\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        parent.terminate()  # SIGTERM, as timeout(1), kill and SLURM send
+        err = parent.communicate(timeout=60)[1]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode != 0 and "Terminated" in err
+    assert_gone(pidfile)  # the child did not outlive its parent
+    [record] = read(out)
+    assert record["status"] == "interrupted" and "SIGTERM" in record["outcome"]
+    ok, _ = fake_child(tmp_path, OK_RESULT)
+    again = run([Config("smoke", "mlejax", **TINY)], out, progress=False, child=ok)
+    assert [r["status"] for r in again] == ["ok"]  # the interrupted run is measured again
+    assert run([Config("smoke", "mlejax", **TINY)], out, progress=False, child=ok) == []
+    assert f"skipping 1 run(s) already in {out}" in capsys.readouterr().err
+
+
+def test_out_must_be_a_writable_file_before_anything_is_measured(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for bad, why in ((tmp_path, "got the directory"), (tmp_path / "file" / "r.jsonl", "cannot")):
+        with pytest.raises(SystemExit):
+            cli.main(["smoke", "--out", str(bad), "--no-progress"])
+        assert why in capsys.readouterr().err
 
 
 def test_a_torn_file_resumes_and_failures_can_be_retried(tmp_path):
@@ -300,8 +343,6 @@ def test_report_tables_come_from_records(smoke_file):
     assert report.fastest_converged(df, suite="smoke")["status"] == "ok"
     with pytest.raises(ValueError, match="no converged record"):
         report.fastest_converged(df, suite="table1")
-    assert report.paper_table2("j").loc[500, "analytic"] == "OOM"
-    assert report.PAPER_TABLE4.shape == (6, 3)
 
 
 def test_provenance_table_has_no_machine_paths_and_no_nan():

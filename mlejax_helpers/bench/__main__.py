@@ -6,7 +6,8 @@ import argparse
 import shlex
 import sys
 
-from .runner import GiB, run
+from .records import check_writable
+from .runner import GiB, Terminated, run
 from .suites import SUITES, configs_for
 
 
@@ -102,8 +103,36 @@ def main(argv=None) -> int:
         return 0
     if args.out is None:
         parser.error("--out is required: name a JSON Lines file of your own")
+    try:
+        check_writable(args.out)
+    except ValueError as exc:
+        parser.error(str(exc))
     limit = args.memory_limit_gb * GiB if args.memory_limit_gb else None
-    records = run(
+    try:
+        records = _run(args, configs, limit, argv)
+    except Terminated:
+        print(
+            f"stopped by SIGTERM: the configuration under way is in {args.out} as interrupted",
+            file=sys.stderr,
+        )
+        return 143
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the configuration under way is in {args.out} as interrupted",
+            file=sys.stderr,
+        )
+        return 130
+    for r in records:
+        print(
+            f"{r['suite']:7s} {r['label']:45s} N={r['n']:>7} J={r['j']:>3} R={r['r']:>3} "
+            f"{r.get('fit_s_median') or float('nan'):8.3f} s  {r['outcome']}"
+        )
+    print(f"{len(records)} new records in {args.out}")
+    return 0
+
+
+def _run(args, configs, limit, argv):
+    return run(
         configs,
         args.out,
         timeout=args.timeout,
@@ -115,13 +144,6 @@ def main(argv=None) -> int:
         process_repeats=args.process_repeats,
         command=shlex.join(["python", "-m", "mlejax_helpers.bench", *argv]),
     )
-    for r in records:
-        print(
-            f"{r['suite']:7s} {r['label']:45s} N={r['n']:>7} J={r['j']:>3} R={r['r']:>3} "
-            f"{r.get('fit_s_median') or float('nan'):8.3f} s  {r['outcome']}"
-        )
-    print(f"{len(records)} new records in {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -156,14 +156,33 @@ def read(path) -> list[dict]:
 FAILED = ("error", "timed out", "out of memory", "interrupted")
 
 
-def done_keys(path, fp: str | None = None, retry_failed: bool = False) -> set[tuple[str, int]]:
-    """``(key, rep)`` of the runs already recorded in ``path`` with fingerprint ``fp`` (any,
-    if ``None``; ``rep`` is 0 for records without one); with ``retry_failed`` the records
-    that failed do not count as done."""
-    return {
-        (r["key"], int(r.get("rep", 0)))
-        for r in read(path)
-        if "key" in r
-        and (fp is None or r.get("fingerprint") == fp)
-        and not (retry_failed and r.get("status") in FAILED)
-    }
+def done_keys(path, fp: str | None = None, retry_failed: bool = False) -> dict:
+    """``{(key, rep): status}`` of the runs already recorded in ``path`` with fingerprint
+    ``fp`` (any, if ``None``; ``rep`` is 0 for records without one). An interrupted run is
+    never done (it is measured again); with ``retry_failed`` no failed run is."""
+    out = {}
+    for r in read(path):
+        if "key" not in r or (fp is not None and r.get("fingerprint") != fp):
+            continue
+        run, status = (r["key"], int(r.get("rep", 0))), r.get("status")
+        if status == "interrupted" or (retry_failed and status in FAILED):
+            continue
+        if out.get(run) is None or out[run] in FAILED:  # a measurement beats a failure
+            out[run] = status
+    return out
+
+
+def check_writable(path) -> Path:
+    """``path`` as a ``Path`` once it is known that records can be appended to it: not a
+    directory, its folder creatable and the file openable for appending (``ValueError``
+    otherwise, before anything is measured)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out must be a JSON Lines file, got the directory {str(path)!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+    return path

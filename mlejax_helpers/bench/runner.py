@@ -12,12 +12,22 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from .records import append, done_keys, fingerprint, jemalloc_path, now, provenance
+from .records import (
+    FAILED,
+    append,
+    check_writable,
+    done_keys,
+    fingerprint,
+    jemalloc_path,
+    now,
+    provenance,
+)
 from .suites import Config
 
 GiB = 1024**3
@@ -121,9 +131,13 @@ def run_one(
             except BrokenPipeError:
                 pass  # the child ended before reading its request; its output says why
             killed, peak = _watch(proc, timeout, memory_limit)
-        finally:
+        finally:  # stopped for any reason (a limit, Ctrl-C, SIGTERM): the child goes too
             if proc.poll() is None:
-                proc.kill()
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             proc.wait()
         wall = time.monotonic() - start
         out.seek(0)
@@ -134,6 +148,28 @@ def run_one(
     result = _verdict(cfg, proc.returncode, stdout, stderr)
     result.update(wall_s=wall, peak_rss_bytes_parent_view=peak)
     return result
+
+
+class Terminated(Exception):
+    """SIGTERM (what ``timeout``, ``kill`` and SLURM send) arrived during a run."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _say_skipped(out, configs, process_repeats, done) -> None:
+    """Tell which runs a resumed run skips, and how to measure the failed ones again."""
+    runs = {(c.key, k) for k in range(process_repeats) for c in configs}
+    skipped = [done[r] for r in runs if r in done]
+    if skipped:
+        failed = sum(s in FAILED for s in skipped)
+        print(
+            f"skipping {len(skipped)} run(s) already in {out}"
+            + (f", {failed} of them failed (--retry-failed measures those again)" if failed else "")
+            + "; interrupted runs are measured again",
+            file=sys.stderr,
+        )
 
 
 def run(
@@ -162,15 +198,38 @@ def run(
     process_repeats = int(process_repeats)
     if process_repeats < 1:
         raise ValueError(f"process_repeats must be >= 1, got {process_repeats}")
+    out = check_writable(out)
     prov = provenance(command)
     fp = fingerprint(prov, repeats=repeats, common_draws=common_draws)
     done = done_keys(out, fp, retry_failed=retry_failed)
     todo = [(c, k) for k in range(process_repeats) for c in configs if (c.key, k) not in done]
+    _say_skipped(out, configs, process_repeats, done)
     if process_repeats > 1:
         random.Random(shuffle_seed).shuffle(todo)
     has_gpu = prov["gpu"] is not None
-    records = []
-    bar = None
+    try:  # SIGTERM ends the run like Ctrl-C: the child is stopped and the run recorded
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = None
+    measure = {
+        "timeout": timeout,
+        "memory_limit": memory_limit,
+        "repeats": repeats,
+        "common_draws": common_draws,
+        "has_gpu": has_gpu,
+        "child": child,
+    }
+    try:
+        return _run_all(todo, out, fp, prov, measure, progress)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_all(todo, out, fp, prov, measure: dict, progress) -> list[dict]:
+    """Measure each ``(config, rep)`` of ``todo`` with ``run_one(**measure)``; append each
+    record at once; an interrupt or SIGTERM is recorded as ``"interrupted"``, then raised."""
+    records, bar = [], None
     if progress:
         from tqdm import tqdm
 
@@ -178,20 +237,17 @@ def run(
     for cfg, rep in todo:
         if bar is not None:
             bar.set_postfix_str(f"{cfg.suite}: {cfg.label} N={cfg.n} J={cfg.j} R={cfg.r}")
-        settings = {"repeats": repeats, "common_draws": common_draws, "timeout_s": timeout}
+        settings = {k: measure[k] for k in ("repeats", "common_draws")}
         base = {"key": cfg.key, "rep": rep, "label": cfg.label, **cfg.to_dict(), **settings}
+        base["timeout_s"] = measure["timeout"]
         try:
-            result = run_one(
-                cfg,
-                timeout=timeout,
-                memory_limit=memory_limit,
-                repeats=repeats,
-                common_draws=common_draws,
-                has_gpu=has_gpu,
-                child=child,
-            )
-        except KeyboardInterrupt:
-            stop = {"status": "interrupted", "outcome": "interrupted: the run was stopped"}
+            result = run_one(cfg, **measure)
+        except (KeyboardInterrupt, Terminated) as exc:
+            how = "SIGTERM" if isinstance(exc, Terminated) else "an interrupt (Ctrl-C)"
+            stop = {
+                "status": "interrupted",
+                "outcome": f"interrupted: the run was stopped by {how}",
+            }
             append(
                 out, {**base, **stop, "measured_at": now(), "fingerprint": fp, "provenance": prov}
             )

@@ -2,8 +2,9 @@
 the chapter's namespace: a wrong solution fails the build.
 
 Solutions are sphinx-exercise ``{solution}`` blocks in markdown cells; their code is the
-blocks indented by four spaces. Each chapter is executed once, by a Jupyter kernel (as the
-site build does), with its solutions appended as extra cells.
+blocks indented by four spaces. Each chapter is executed once, by nbmake's runner (what
+``pytest --nbmake notebooks/`` uses; a Jupyter kernel, as the site build has), with its
+solutions appended as extra cells.
 """
 
 import re
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbmake.nb_run import NotebookRun
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -62,12 +62,13 @@ def test_solutions_are_found():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_and_its_solutions_run(path):
     nb, solutions = with_solutions(path)
-    client = NotebookClient(
-        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # no terminal colours
-        pytest.fail(f"{path.name}: {plain[-4000:]}", pytrace=False)
     assert solutions, f"{path.name} has no exercise solution to run"
+    copy = path.with_name(f".test-{path.name}")  # beside the chapter: the same working folder
+    nbformat.write(nb, copy)
+    try:
+        result = NotebookRun(copy, default_timeout=900).execute()
+    finally:
+        copy.unlink()
+    if result.error is not None:
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", result.error.summary + result.error.trace)
+        pytest.fail(f"{path.name}: {plain[-4000:]}", pytrace=False)

@@ -7,53 +7,55 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+from mlejax_helpers import mixed_logit as ml
 from mlejax_helpers.mixed_logit import panel as pn
 from mlejax_helpers.mixed_logit import panel_data as pdata
-from mlejax_helpers.mixed_logit.diagnostics import GRAD_TOL, unidentified
+from mlejax_helpers.mixed_logit.diagnostics import GRAD_TOL, require_optimum, unidentified
+from mlejax_helpers.mixed_logit.model import default_start
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
 
 
 def _simulated(model, theta, persons=120, situations=4, alts=3, seed=1):
     df = pdata.simulate_panel(model, theta, persons, situations, alts, seed=seed)
-    data, _ = pdata.from_long(df, attributes=model.attributes, **COLS)
+    data = pdata.from_long(df, model, **COLS)
     return df, data
 
 
 def test_data_built_in_another_attribute_order_is_refused():
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, _ = _simulated(model, [1.0, -1.0, 0.5], persons=10)
-    swapped, _ = pdata.from_long(df, attributes=("b", "a"), **COLS)
+    swapped = pdata.from_long(df, ml.MixedLogit(("b", "a"), {"a": "n"}), **COLS)
     draws = pdata.panel_draws(10, 5, 1, "pseudo")
     with pytest.raises(ValueError, match=r"data's attributes \('b', 'a'\) are not the model's"):
-        pn.neg_loglik(pn.default_start(model), model, swapped, draws)
+        pn.neg_loglik(default_start(model), model, swapped, draws)
     with pytest.raises(ValueError, match="are not the model's"):
-        pn.fit_panel(model, swapped, draws)
+        pn.fit(model, swapped, draws=draws)
 
 
 def test_a_large_attribute_scale_never_reports_success_away_from_an_optimum():
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, data = _simulated(model, [1.0, -1.0, 0.5], persons=100)
     draws = pdata.panel_draws(100, 50, 1, "halton", seed=3)
     for scale in (1e4, 1e6):
-        big, _ = pdata.from_long(df.assign(b=df.b * scale), attributes=("a", "b"), **COLS)
-        fit = pn.fit_panel(model, big, draws)  # L-BFGS-B: once "success" 0.65 above the optimum
+        big = pdata.from_long(df.assign(b=df.b * scale), model, **COLS)
+        fit = pn.fit(model, big, draws=draws, se=False)  # L-BFGS-B: once "success" 0.65 above
         assert fit.success == (fit.scaled_gradient <= GRAD_TOL)
         if not fit.success:
             assert "not converged: scaled gradient" in fit.message
             continue
         # the same point in b's own units: BFGS from there finds no lower -LL
         same = fit.theta * np.array([1.0, scale, 1.0])
-        assert float(pn.neg_loglik(same, model, data, draws)) == pytest.approx(fit.neg_loglik)
-        polished = pn.fit_panel(model, data, draws, same, method="BFGS")
-        assert polished.neg_loglik > fit.neg_loglik - 1e-4
+        assert float(pn.neg_loglik(same, model, data, draws)) == pytest.approx(-fit.loglik)
+        polished = pn.fit(model, data, draws=draws, start=same, method="BFGS", se=False)
+        assert polished.loglik < fit.loglik + 1e-4
 
 
 def test_utility_differences_past_700_give_the_exact_likelihood_and_gradient():
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, _ = _simulated(model, [1.0, -1.0, 0.5], persons=8, situations=2)
     df = df.assign(b=np.where(df.alt == 1, 900.0, df.b))  # v differs by about 900
-    data, _ = pdata.from_long(df, attributes=("a", "b"), **COLS)
+    data = pdata.from_long(df, model, **COLS)
     draws = pdata.panel_draws(8, 6, 1, "pseudo", seed=2)
     theta = jnp.array([0.3, 1.0, 0.4])
     beta = np.asarray(pn.coefficients(theta, model, draws)[0])  # (P, R, K)
@@ -74,16 +76,19 @@ def test_utility_differences_past_700_give_the_exact_likelihood_and_gradient():
     ],
 )
 def test_a_parameter_that_is_not_identified_is_named(change, lost):
-    model = pdata.PanelModel(("a", "b", "c"), {"a": "n"})
-    df, _ = _simulated(pdata.PanelModel(("a", "b", "c")), [1.0, -1.0, 0.5], persons=60)
-    data, _ = pdata.from_long(change(df), attributes=model.attributes, **COLS)
+    model = ml.MixedLogit(("a", "b", "c"), {"a": "n"})
+    df, _ = _simulated(ml.MixedLogit(("a", "b", "c")), [1.0, -1.0, 0.5], persons=60)
+    data = pdata.from_long(change(df), model, **COLS)
     draws = pdata.panel_draws(60, 20, 1, "halton")
-    fit = pn.fit_panel(model, data, draws)
+    fit = pn.fit(model, data, draws=draws)
     assert not fit.success and f"not identified: parameter(s) {lost}" in fit.message
+    with pytest.raises(ValueError, match="no standard errors for this fit: the fit did not"):
+        fit.summary()
+    h = jax.hessian(pn.neg_loglik)(fit.theta, model, data, draws)
     with pytest.raises(ValueError, match=rf"parameter\(s\) {lost!r}".replace("[", r"\[")):
-        pn.coefficient_table(fit.theta, model, data, draws)
+        require_optimum(np.zeros(len(fit.theta)), h, model.param_names)
     with pytest.raises(ValueError, match="BHHH start needs a nonsingular"):
-        pn.fit_panel(model, data, draws, method="BFGS")
+        pn.fit(model, data, draws=draws, method="BFGS")
 
 
 def test_unidentified_is_scale_free_and_names_only_the_culprits():
@@ -94,34 +99,40 @@ def test_unidentified_is_scale_free_and_names_only_the_culprits():
 
 
 def test_no_standard_errors_away_from_an_optimum():
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     _, data = _simulated(model, [1.0, -1.0, 0.5], persons=80)
     draws = pdata.panel_draws(80, 20, 1, "halton")
-    fit = pn.fit_panel(model, data, draws, method="BFGS")
+    fit = pn.fit(model, data, draws=draws, method="BFGS")
     assert fit.success, fit.message
-    table = pn.coefficient_table(fit.theta, model, data, draws)
-    assert np.all(np.isfinite(table.to_numpy()))
+    assert np.all(np.isfinite(fit.summary().to_numpy()))
     near = fit.theta + np.array([0.05, -0.05, 0.02])  # the Hessian is still positive definite
+    grad = jax.grad(pn.neg_loglik)(near, model, data, draws)
+    h = jax.hessian(pn.neg_loglik)(near, model, data, draws)
+    assert np.linalg.eigvalsh(h)[0] > 0
     with pytest.raises(ValueError, match="is not an optimum: the scaled gradient"):
-        pn.coefficient_table(near, model, data, draws)
+        require_optimum(grad, h, model.param_names)
+    stopped = pn.fit(model, data, draws=draws, method="BFGS", maxiter=1)
+    assert not stopped.success and "not converged: scaled gradient" in stopped.message
+    with pytest.raises(ValueError, match="no standard errors for this fit: the fit did not"):
+        stopped.cov("robust")
 
 
 @pytest.mark.parametrize(
     "make, error, match",
     [
-        (lambda: pdata.PanelModel("price"), TypeError, "got the string 'price'"),
-        (lambda: pdata.PanelModel(("price", 3)), TypeError, "must hold strings"),
+        (lambda: ml.MixedLogit("price"), TypeError, "got the string 'price'"),
+        (lambda: ml.MixedLogit(("price", 3)), TypeError, "must hold strings"),
         (
-            lambda: pdata.PanelModel(("price", "sd.price"), {"price": "n"}),
+            lambda: ml.MixedLogit(("price", "sd.price"), {"price": "n"}),
             ValueError,
             r"parameter name\(s\) \['sd.price'\] would appear twice",
         ),
         (
-            lambda: pdata.PanelModel(("a", "b"), [("a", "n"), ("a", "ln")]),
+            lambda: ml.MixedLogit(("a", "b"), [("a", "n"), ("a", "ln")]),
             ValueError,
             r"random names \['a'\] more than once",
         ),
-        (lambda: pdata.PanelModel(("a",), "a"), TypeError, "random must be a dict"),
+        (lambda: ml.MixedLogit(("a",), "a"), TypeError, "random must be a dict"),
     ],
 )
 def test_model_names_are_checked(make, error, match):
@@ -130,8 +141,7 @@ def test_model_names_are_checked(make, error, match):
 
 
 def test_delta_method_refuses_float32():
-    model = pdata.PanelModel(("p", "q"))
-    g = pn.willingness_to_pay(model, "q", "p")
+    g = lambda theta: -theta[1] / theta[0]  # noqa: E731
     jax.config.update("jax_enable_x64", False)
     try:
         with pytest.raises(RuntimeError, match="jax_enable_x64 is off"):
@@ -143,25 +153,27 @@ def test_delta_method_refuses_float32():
 
 
 def test_willingness_to_pay_names_what_is_wrong():
-    model = pdata.PanelModel(("p", "q"), {"p": "ln"})
+    model = ml.MixedLogit(("p", "q"), {"p": "ln"})
+    _, data = _simulated(model, [-1.0, 1.0, 0.3], persons=40)
+    res = pn.fit(model, data, n_draws=10, se=False)
     with pytest.raises(ValueError, match="attribute 'r' is not one of the model's"):
-        pn.willingness_to_pay(model, "r", "p")
+        ml.willingness_to_pay(res, "r", "p")
     with pytest.raises(ValueError, match="price 'p' has a lognormal coefficient"):
-        pn.willingness_to_pay(model, "q", "p")
+        ml.willingness_to_pay(res, "q", "p")
 
 
 def test_draws_and_long_data_errors_are_clear():
     assert pdata.panel_draws(5, 10, 0, kind="xlogit-halton").shape == (5, 10, 0)
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, data = _simulated(model, [1.0, -1.0, 0.5], persons=6)
     with pytest.raises(ValueError, match="df has no rows"):
-        pdata.from_long(df.iloc[:0], attributes=("a", "b"), **COLS)
+        pdata.from_long(df.iloc[:0], model, **COLS)
     mixed = df.assign(person=[str(p) if p % 2 else p for p in df.person])
     with pytest.raises(TypeError, match=r"column 'person' mixes types \['int', 'str'\]"):
-        pdata.from_long(mixed, attributes=("a", "b"), **COLS)
+        pdata.from_long(mixed, model, **COLS)
     draws = pdata.panel_draws(6, 4, 1, "pseudo")
     draws[2, 1, 0] = np.nan
     with pytest.raises(ValueError, match="draws must be finite: 1 NaN"):
-        pn.neg_loglik(pn.default_start(model), model, data, draws)
+        pn.neg_loglik(default_start(model), model, data, draws)
     with pytest.raises(ValueError, match="n_random must be an integer >= 0"):
         pdata.panel_draws(5, 10, -1)

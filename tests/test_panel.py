@@ -1,13 +1,17 @@
 """The general panel mixed logit: special case, gradients, loader errors, recovery, peers."""
 
+import math
+
 import jax
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from mlejax_helpers import mixed_logit as ml
 from mlejax_helpers.mixed_logit import panel as pn
 from mlejax_helpers.mixed_logit import panel_data as pdata
+from mlejax_helpers.mixed_logit.model import default_start
 from mlejax_helpers.mixed_logit.xlogit_bridge import VARNAMES, to_xlogit_long
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
@@ -17,8 +21,8 @@ def test_chapter_6_model_is_a_special_case_to_1e_12():
     d = ml.simulate(300, 5, 7, seed=3)
     X, y, ids, alts = to_xlogit_long(d)  # outside option as an explicit all-zero row
     df = pd.DataFrame(X, columns=VARNAMES).assign(person=ids, situation=ids, alt=alts, choice=y)
-    model = pdata.PanelModel(tuple(VARNAMES), {"outdoor": "n"})
-    data, _ = pdata.from_long(df, attributes=VARNAMES, **COLS)
+    model = ml.MixedLogit(tuple(VARNAMES), {"outdoor": "n"})
+    data = pdata.from_long(df, model, **COLS)
     for theta in (ml.THETA_TRUE, ml.THETA_START + 0.1):
         ours = float(pn.neg_loglik(theta, model, data, d.draws[:, :, None]))
         assert ours == pytest.approx(float(ml.neg_loglik(theta, d)), rel=1e-12)
@@ -27,7 +31,7 @@ def test_chapter_6_model_is_a_special_case_to_1e_12():
 def _messy():
     """Normal, lognormal and fixed coefficients, unbalanced panels, an unavailable
     alternative and an outside option, rows of one person not contiguous."""
-    model = pdata.PanelModel(("a", "b", "c"), {"a": "n", "b": "ln"})
+    model = ml.MixedLogit(("a", "b", "c"), {"a": "n", "b": "ln"})
     df = pdata.simulate_panel(model, [0.5, -0.3, -1.0, 0.7, 0.4], 40, 4, 3, seed=2)
     df = df[~((df.person % 3 == 0) & (df.situation % 4 == 3))]  # some persons have 3 situations
     df = df.assign(avail=1)
@@ -39,12 +43,10 @@ def _messy():
 @pytest.mark.parametrize("correlated", [False, True])
 def test_analytic_gradient_equals_autodiff_and_central_differences(correlated):
     model, df = _messy()
-    model = pdata.PanelModel(model.attributes, dict(model.random), correlated)
-    data, _ = pdata.from_long(
-        df, attributes=model.attributes, availability="avail", outside_option=True, **COLS
-    )
+    model = ml.MixedLogit(model.attributes, dict(model.random), correlated)
+    data = pdata.from_long(df, model, availability="avail", outside_option=True, **COLS)
     draws = pdata.panel_draws(40, 30, 2, "pseudo", seed=1)
-    theta = pn.default_start(model) + np.linspace(-0.3, 0.4, len(model.param_names))
+    theta = default_start(model) + np.linspace(-0.3, 0.4, len(model.param_names))
     value, grad = pn.value_and_grad(theta, model, data, draws)
     v_ad, g_ad = jax.value_and_grad(pn.neg_loglik)(theta, model, data, draws)
     np.testing.assert_allclose(value, v_ad, rtol=1e-13)
@@ -66,11 +68,11 @@ def test_analytic_gradient_equals_autodiff_and_central_differences(correlated):
 
 def test_shuffled_rows_give_the_same_likelihood():
     model, df = _messy()
-    kw = {"attributes": model.attributes, "availability": "avail", "outside_option": True}
-    a, _ = pdata.from_long(df, **kw, **COLS)
-    b, _ = pdata.from_long(df.sort_values(["person", "situation", "alt"]), **kw, **COLS)
+    kw = {"availability": "avail", "outside_option": True}
+    a = pdata.from_long(df, model, **kw, **COLS)
+    b = pdata.from_long(df.sort_values(["person", "situation", "alt"]), model, **kw, **COLS)
     draws = pdata.panel_draws(40, 20, 2, "halton")
-    theta = pn.default_start(model) + 0.2
+    theta = default_start(model) + 0.2
     assert float(pn.neg_loglik(theta, model, a, draws)) == pytest.approx(
         float(pn.neg_loglik(theta, model, b, draws)), rel=1e-13
     )
@@ -91,61 +93,120 @@ def test_shuffled_rows_give_the_same_likelihood():
     ],
 )
 def test_from_long_names_what_is_wrong(change, match):
-    model = pdata.PanelModel(("a", "b", "c"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b", "c"), {"a": "n"})
     df = pdata.simulate_panel(model, [1.0, -1.0, 0.5, 0.5], 5, 2, 3)
     with pytest.raises((ValueError, TypeError), match=match):
-        pdata.from_long(change(df), attributes=model.attributes, **COLS)
+        pdata.from_long(change(df), model, **COLS)
 
 
 def test_bad_model_and_arguments_are_refused():
     with pytest.raises(ValueError, match="not one of attributes"):
-        pdata.PanelModel(("a",), {"b": "n"})
+        ml.MixedLogit(("a",), {"b": "n"})
     with pytest.raises(ValueError, match=r"random\['a'\] must be one of"):
-        pdata.PanelModel(("a",), {"a": "lognormal"})
+        ml.MixedLogit(("a",), {"a": "lognormal"})
     model, df = _messy()
-    data, _ = pdata.from_long(df, attributes=model.attributes, outside_option=True, **COLS)
+    data = pdata.from_long(df, model, outside_option=True, **COLS)
     with pytest.raises(ValueError, match="draws must have shape"):
-        pn.neg_loglik(pn.default_start(model), model, data, np.zeros((40, 5, 3)))
+        pn.neg_loglik(default_start(model), model, data, np.zeros((40, 5, 3)))
     with pytest.raises(ValueError, match="theta"):
         pn.neg_loglik(np.zeros(3), model, data, np.zeros((40, 5, 2)))
     with pytest.raises(ValueError, match="method must be one of"):
-        pn.fit_panel(model, data, np.zeros((40, 5, 2)), method="CG")
+        pn.fit(model, data, draws=np.zeros((40, 5, 2)), method="CG")
+    with pytest.raises(ValueError, match="n_draws is needed"):
+        pn.fit(model, data)
+    with pytest.raises(ValueError, match="start must be a vector, None or 'mnl'"):
+        pn.fit(model, data, n_draws=5, start="zeros")
 
 
 def test_estimates_recover_the_truth_within_3_standard_errors():
-    model = pdata.PanelModel(("a", "b", "c", "d"), {"a": "n", "b": "n", "c": "ln"})
+    model = ml.MixedLogit(("a", "b", "c", "d"), {"a": "n", "b": "n", "c": "ln"})
     truth = np.array([1.0, -0.5, -1.0, 0.5, 0.8, 0.6, 0.4])
     df = pdata.simulate_panel(model, truth, 400, 8, 3, seed=5)
-    data, _ = pdata.from_long(df, attributes=model.attributes, **COLS)
+    data = pdata.from_long(df, model, **COLS)
     draws = pdata.panel_draws(400, 200, 3, "halton", seed=9)
     for method in ("L-BFGS-B", "BFGS"):  # they may stop at different local optima; both good
-        fit = pn.fit_panel(model, data, draws, method=method)
-        assert fit.success, fit.message
-        table = pn.coefficient_table(fit.theta, model, data, draws)
-        est = table.estimate.to_numpy().copy()
-        est[4:] = np.abs(est[4:])  # a standard deviation's sign is not identified
-        z = (est - truth) / table.se_hessian.to_numpy()
+        fit = pn.fit(model, data, draws=draws, method=method)
+        assert fit.success, fit.message  # our convergence test, not scipy's flag
+        table = fit.summary()  # sd rows as |sd|: a standard deviation's sign is not identified
+        z = (table.estimate - truth) / table.se
         assert np.all(np.abs(z) < 3), (method, table.assign(truth=truth, z=z))
 
 
-def test_wtp_delta_method_against_finite_differences():
-    model = pdata.PanelModel(("p", "q"), {"q": "n"})
+def _result(model, theta, hessian, bhhh, **kw):
+    fields = {"success": True, "message": "", "loglik": -100.0, "n_obs": 50, "n_persons": 10}
+    fields.update(nit=1, nfev=1, scaled_gradient=0.0, compile_s=0.0, run_s=0.0, se_s=0.0)
+    fields.update(method="BFGS", draws={"kind": "halton", "n_draws": 5, "seed": 0})
+    return ml.Result(
+        model, np.asarray(theta, float), hessian=hessian, bhhh=bhhh, **{**fields, **kw}
+    )
+
+
+def test_wtp_delta_method_against_the_hand_formula():
+    model = ml.MixedLogit(("p", "q"), {"q": "n"})
     theta, cov = np.array([-2.0, 1.0, 0.5]), np.diag([0.04, 0.01, 0.02])
-    value, se = pn.delta_method(pn.willingness_to_pay(model, "q", "p"), theta, cov)
+    res = _result(model, theta, np.linalg.inv(cov), np.linalg.inv(cov))
+    value, se = ml.willingness_to_pay(res, "q", "p", cov="hessian")
     grad = np.array([-1.0 / 4.0, 1.0 / 2.0, 0.0])  # d(-q/p): (q/p^2, -1/p, 0)
     assert value == pytest.approx(0.5)
     assert se == pytest.approx(np.sqrt(grad @ cov @ grad), rel=1e-12)
 
 
+def test_result_covariances_summary_and_save_load_round_trip(tmp_path):
+    model = ml.MixedLogit(("p", "q"), {"q": "n"})
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    h, bb = a @ a.T + 3 * np.eye(3), b @ b.T + 3 * np.eye(3)
+    res = _result(model, [-2.0, 1.0, -0.5], h, bb)
+    np.testing.assert_allclose(res.cov("robust"), np.linalg.solve(h, bb) @ np.linalg.inv(h))
+    table = res.summary("bhhh")
+    assert list(table.index) == ["p", "q", "sd.q"] and table.loc["sd.q", "estimate"] == 0.5
+    se = np.sqrt(np.diag(np.linalg.inv(bb)))
+    np.testing.assert_allclose(table.se, se)
+    np.testing.assert_allclose(table.z, np.array([-2.0, 1.0, 0.5]) / se)
+    assert table.loc["p", "p"] == pytest.approx(2 * scipy.stats.norm.cdf(-2.0 / se[0]))
+    assert res.aic == 206.0 and res.bic == pytest.approx(3 * np.log(50) + 200.0)
+    back = ml.Result.load(res.save(tmp_path / "fit"))
+    assert back.model == model and back.draws == res.draws and back.loglik == res.loglik
+    for name in ("theta", "hessian", "bhhh"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        res.cov("sandwich")
+    none = _result(model, [0.0, 0.0, 0.1], None, None, cov_error="not computed (se=False)")
+    with pytest.raises(ValueError, match=r"no standard errors for this fit: not computed"):
+        none.summary()
+
+
+def test_lr_test_against_the_hand_computation():
+    model = ml.MixedLogit(("p", "q"), {"q": "n"})
+    small = _result(ml.MixedLogit(("p", "q")), [-2.0, 1.0], None, None, loglik=-110.0)
+    big = _result(model, [-2.0, 1.0, 0.5], None, None, loglik=-107.0)
+    test = ml.lr_test(small, big)
+    assert (test.statistic, test.df) == (6.0, 1)
+    assert test.p == pytest.approx(math.erfc(math.sqrt(3.0)), rel=1e-12)  # chi2(1): erfc
+    with pytest.raises(ValueError, match="worse local optimum"):
+        ml.lr_test(small, _result(model, [-2.0, 1.0, 0.5], None, None, loglik=-120.0))
+    with pytest.raises(ValueError, match="fewer parameters"):
+        ml.lr_test(big, small)
+    with pytest.raises(ValueError, match="did not converge"):
+        ml.lr_test(small, _result(model, [0, 0, 1], None, None, success=False))
+
+
 def test_conditional_means_average_to_the_population_mean():
-    model = pdata.PanelModel(("a", "b"), {"a": "n"})
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df = pdata.simulate_panel(model, [1.0, -1.0, 1.0], 300, 10, 3, seed=4)
-    data, _ = pdata.from_long(df, attributes=model.attributes, **COLS)
+    data = pdata.from_long(df, model, **COLS)
     draws = pdata.panel_draws(300, 200, 1, "halton")
-    fit = pn.fit_panel(model, data, draws)
-    cond = pn.conditional_means(fit.theta, model, data, draws)[:, 0]
+    fit = pn.fit(model, data, draws=draws)
+    cond = ml.conditional_means(fit, data, draws)["a"]
+    assert list(cond.index) == sorted(df.person.unique())
     assert cond.mean() == pytest.approx(fit.theta[0], abs=0.1)
     assert 0 < cond.std() < abs(fit.theta[2])  # shrunk toward the mean, not collapsed
+    with pytest.raises(ValueError, match="pass them as draws="):
+        ml.conditional_means(fit, data)
+    again = pn.fit(model, data, n_draws=50, se=False)
+    by_spec = ml.conditional_means(again, data)  # the draws made again from the spec
+    spec_draws = pdata.panel_draws(300, 50, 1, "halton", seed=0)
+    np.testing.assert_array_equal(by_spec, ml.conditional_means(again, data, spec_draws))
 
 
 def test_random_coefficients_keep_attribute_order_so_xlogit_draws_match():
@@ -153,12 +214,12 @@ def test_random_coefficients_keep_attribute_order_so_xlogit_draws_match():
     order; a random dict in another order once gave each coefficient the other's prime."""
     from mlejax_helpers.mixed_logit import panel_peers
 
-    shuffled = pdata.PanelModel(("a", "b", "c"), {"c": "n", "a": "ln"})
-    in_order = pdata.PanelModel(("a", "b", "c"), {"a": "ln", "c": "n"})
+    shuffled = ml.MixedLogit(("a", "b", "c"), {"c": "n", "a": "ln"})
+    in_order = ml.MixedLogit(("a", "b", "c"), {"a": "ln", "c": "n"})
     assert shuffled == in_order and shuffled.random_index == (0, 2)
     assert shuffled.param_names == ("a", "b", "c", "sd.a", "sd.c")
     df = pdata.simulate_panel(in_order, [0.2, -1.0, 0.5, 0.3, 0.8], 30, 3, 3, seed=4)
-    data, _ = pdata.from_long(df, attributes=("a", "b", "c"), **COLS)
+    data = pdata.from_long(df, in_order, **COLS)
     draws = pdata.panel_draws(30, 25, 2, "xlogit-halton")  # column 0: prime 2, column 1: 3
     theta = np.array([0.2, -1.0, 0.5, 0.3, 0.8])
     # the column of prime 2 drives a: swapping the columns changes the likelihood
@@ -169,7 +230,7 @@ def test_random_coefficients_keep_attribute_order_so_xlogit_draws_match():
     names = ["a", "b", "c", "sd.a", "sd.c"]
     np.testing.assert_array_equal(panel_peers.from_peer(theta, names, shuffled), theta)
     with pytest.raises(ValueError, match="independent coefficients only"):
-        panel_peers.to_peer(np.zeros(6), pdata.PanelModel(("a", "b"), {"a": "n", "b": "n"}, True))
+        panel_peers.to_peer(np.zeros(6), ml.MixedLogit(("a", "b"), {"a": "n", "b": "n"}, True))
 
 
 def test_xlogit_halton_draws_equal_xlogits_own():
@@ -188,13 +249,14 @@ def test_electricity_ours_equals_xlogit_on_identical_draws():
 
     df = pdata.load_electricity()
     attrs = pdata.ELECTRICITY_ATTRIBUTES
-    model = pdata.PanelModel(attrs, {a: "n" for a in attrs})
-    data, index = pdata.from_long(df, attributes=attrs, **pdata.ELECTRICITY_COLUMNS)
-    assert data.x.shape == (361, 12, 4, 6) and len(index.persons) == 361
+    model = ml.MixedLogit(attrs, {a: "n" for a in attrs})
+    data = pdata.from_long(df, model, **pdata.ELECTRICITY_COLUMNS)
+    assert data.x.shape == (361, 12, 4, 6) and len(data.persons) == 361
+    assert data.n_situations == df.chid.nunique()
     draws = pdata.panel_draws(361, 25, 6, "xlogit-halton")
-    start = pn.default_start(model)
-    ours = pn.fit_panel(model, data, draws, start)
+    start = default_start(model)
+    ours = pn.fit(model, data, draws=draws, start=start, se=False)
     theirs = panel_peers.fit_xlogit_panel(df, model, start, n_draws=25, **pdata.ELECTRICITY_COLUMNS)
     at_theirs = float(pn.neg_loglik(theirs["theta"], model, data, draws))
     assert at_theirs == pytest.approx(theirs["neg_loglik"], rel=1e-12)  # the same objective
-    assert ours.neg_loglik == pytest.approx(theirs["neg_loglik"], rel=1e-6)
+    assert -ours.loglik == pytest.approx(theirs["neg_loglik"], rel=1e-6)

@@ -20,13 +20,23 @@ Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
 (``fit`` and standard errors), :mod:`.device_loop` (``fit_on_device``: BFGS with the
 whole loop in one jitted program), :mod:`.xlogit_bridge` (the same model in xlogit).
 
-The general panel mixed logit of chapter 8 (any attributes, normal or lognormal
-coefficients, optionally correlated, panels, availability, an outside option):
-:mod:`.panel_data` (:class:`PanelModel`, :func:`from_long`, :func:`load_electricity`,
-:func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel` (likelihood, analytic
-scores, :func:`fit_panel`, standard errors, WTP, conditional means) and
-:mod:`.panel_peers` (the same fits in xlogit and jaxlogit). The model above is its
-special case with one random coefficient and one situation per person.
+**The one estimator** (any attributes, normal or lognormal coefficients, optionally
+correlated, panels, availability, an outside option), from a long DataFrame in three
+lines::
+
+    model = ml.MixedLogit(attributes, random={"pf": "n", "tod": "ln"})
+    data = ml.from_long(df, model, person="id", situation="chid", alternative="alt",
+                        choice="choice")
+    res = ml.fit(model, data, n_draws=600)      # a Result; res.summary() is the table
+
+:mod:`.model` (:class:`MixedLogit`), :mod:`.panel_data` (:func:`from_long`,
+:func:`load_electricity`, :func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel`
+(likelihood, analytic scores, :func:`fit`, WTP, conditional means), :mod:`.results`
+(:class:`Result`, :func:`lr_test`), :mod:`.diagnostics` (the convergence and
+identification tests behind ``success``) and :mod:`.panel_peers` (the same fits in
+xlogit and jaxlogit). Chapter 6's model above is its special case with one random
+coefficient and one situation per person; its specialised kernel (``fit(data)`` on a
+:class:`MixedLogitData`) stays until the benchmark's kernel comparison retires it.
 
 **float64.** Importing this package switches JAX to float64
 (``jax_enable_x64``) for the whole process, because maximum likelihood in
@@ -52,11 +62,11 @@ from .estimate import (
     METHODS,
     THETA_START,
     FitResult,
-    fit,
     fit_jax_loop,
     fit_pandas,
     standard_errors,
 )
+from .estimate import fit as _fit_apartments
 from .likelihood import (
     default_chunk,
     grad_analytic,
@@ -74,32 +84,34 @@ from .likelihood import (
     value_and_grad_analytic,
     value_and_grad_analytic_chunked,
 )
-from .panel import (
-    coefficient_table,
-    conditional_means,
-    delta_method,
-    fit_panel,
-    willingness_to_pay,
-)
-from .panel_data import (
-    PanelData,
-    PanelModel,
-    from_long,
-    load_electricity,
-    panel_draws,
-    simulate_panel,
-)
+from .model import MixedLogit
+from .panel import conditional_means, delta_method, mnl_start, willingness_to_pay
+from .panel import fit as _fit_model
+from .panel_data import PanelData, from_long, load_electricity, panel_draws, simulate_panel
+from .results import Result, lr_test
 
 enable_x64()  # see "float64" above: every estimation path computes in float64
 
+
+def fit(model, *args, **options):
+    """``fit(model, data, n_draws=..., ...)``: the one estimator, :func:`.panel.fit`, which
+    returns a :class:`Result`. Given chapter 6's :class:`MixedLogitData` instead of a model,
+    ``fit(data, theta0, ...)`` is :func:`.estimate.fit` on its specialised kernel, kept until
+    the benchmark's kernel comparison retires it."""
+    if isinstance(model, MixedLogitData):
+        return _fit_apartments(model, *args, **options)
+    return _fit_model(model, *args, **options)
+
+
 __all__ = [
+    "MixedLogit",
     "PanelData",
-    "PanelModel",
-    "coefficient_table",
+    "Result",
     "conditional_means",
     "delta_method",
-    "fit_panel",
     "from_long",
+    "lr_test",
+    "mnl_start",
     "load_electricity",
     "panel_draws",
     "simulate_panel",

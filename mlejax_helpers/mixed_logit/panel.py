@@ -1,7 +1,7 @@
 r"""The general panel mixed logit: likelihood, analytic scores, fit, and what follows a fit.
 
 With person ``p``'s draws :math:`\eta_{pr}` ``(K_r,)`` and coefficients
-:math:`\beta_{pr}` (:class:`~.panel_data.PanelModel`), the utility of alternative
+:math:`\beta_{pr}` (:class:`~.panel_data.MixedLogit`), the utility of alternative
 ``j`` in situation ``t`` is :math:`V_{ptjr} = x_{ptj}'\beta_{pr}`, and
 
 .. math::
@@ -18,7 +18,6 @@ per ``(p, t, j, r)`` element; the analytic score reuses the probabilities.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -29,60 +28,42 @@ from scipy.optimize import minimize
 from .._validate import as_vector, positive_int, positive_number
 from .data import require_x64
 from .diagnostics import convergence, require_optimum
-from .estimate import Counted, Remembered, bhhh_start, covariances, finite_outcome
-from .panel_data import PanelData, PanelModel
+from .estimate import Counted, Remembered, bhhh_start, finite_outcome
+from .model import MixedLogit, coefficients, default_start
+from .panel_data import PanelArrays, PanelData, panel_draws
+from .results import Result
 from .sharding import to_host
 
 BLOCK = 16  # persons per block: measured fastest on the electricity data (2-core CPU)
 
 
 def _check(model, data, draws, theta=None):
+    """``(theta, arrays)``: ``theta`` as a float64 vector (when concrete) and the data's
+    :class:`PanelArrays`, after checking the model, the data's attribute names and the
+    draws' shape. Inside the package's jitted programs ``data`` is already ``PanelArrays``."""
     require_x64()  # a float32 theta or likelihood would stop short of the optimum
-    if not isinstance(model, PanelModel):
-        raise TypeError(f"model must be a PanelModel, got {type(model).__name__}")
-    if not isinstance(data, PanelData):
+    if not isinstance(model, MixedLogit):
+        raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
+    if isinstance(data, PanelData):
+        if data.attributes != model.attributes:
+            raise ValueError(
+                f"data's attributes {data.attributes} are not the model's {model.attributes} "
+                "(names and order must match): build data with from_long(df, model, ...)"
+            )
+        data = data.arrays
+    elif not isinstance(data, PanelArrays):
         raise TypeError(
             f"data must be a PanelData (build it with from_long), got {type(data).__name__}"
         )
-    kr = len(model.random)
-    if not hasattr(draws, "shape") or draws.ndim != 3:
-        raise ValueError(f"draws must be an array of shape (P, R, K_r), got {draws!r:.80}")
-    if tuple(data.attributes) != model.attributes:
-        raise ValueError(
-            f"data's attributes {tuple(data.attributes)} are not the model's {model.attributes} "
-            "(names and order must match): build data with "
-            "from_long(..., attributes=model.attributes)"
-        )
-    if draws.shape != (data.x.shape[0], draws.shape[1], kr):
-        raise ValueError(
-            f"draws must have shape (P, R, K_r) = ({data.x.shape[0]}, R, {kr}), got {draws.shape}"
-        )
+    kr, n = len(model.random), data.x.shape[0]
+    if not hasattr(draws, "shape") or draws.ndim != 3 or draws.shape[::2] != (n, kr):
+        got = getattr(draws, "shape", draws)
+        raise ValueError(f"draws must have shape (P, R, K_r) = ({n}, R, {kr}), got {got!r:.80}")
     if not isinstance(draws, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(draws))):
         raise ValueError(f"draws must be finite: {np.sum(~np.isfinite(draws))} NaN or inf value(s)")
     if theta is not None and not isinstance(theta, jax.core.Tracer):
-        return jnp.asarray(as_vector(theta, "theta", len(model.param_names)))
-    return theta
-
-
-def coefficients(theta, model: PanelModel, draws):
-    r"""``(beta, d_eta)`` for draws ``(..., K_r)``, e.g. ``(P, R, K_r)``.
-
-    ``beta`` ``(..., K)``: every coefficient per draw (fixed ones repeated);
-    ``d_eta`` ``(..., K_r)``: each random coefficient's derivative with respect to its
-    exponent :math:`m_k + (L\eta)_k` (1 for normal, ``beta`` for lognormal).
-    """
-    k, kr, idx = len(model.attributes), len(model.random), jnp.array(model.random_index, int)
-    mean = theta[:k]
-    if model.correlated:
-        rows, cols = np.tril_indices(kr)
-        chol = jnp.zeros((kr, kr)).at[rows, cols].set(theta[k:])
-    else:
-        chol = jnp.diag(theta[k:])
-    expo = mean[idx] + draws @ chol.T
-    ln = jnp.asarray(model.lognormal)
-    beta_r = jnp.where(ln, jnp.exp(jnp.where(ln, expo, 0.0)), expo)
-    beta = jnp.broadcast_to(mean, (*draws.shape[:-1], k)).at[..., idx].set(beta_r)
-    return beta, jnp.where(ln, beta_r, 1.0)
+        theta = jnp.asarray(as_vector(theta, "theta", len(model.param_names)))
+    return theta, data
 
 
 def _person(dx, avail, beta):
@@ -133,17 +114,17 @@ def _person_scores(theta, model, dx, avail, draws):
 
 def log_lik_persons(theta, model, data, draws):
     r""":math:`\log \check L_p` for every person ``(P,)``."""
-    theta = _check(model, data, draws, theta)
+    theta, data = _check(model, data, draws, theta)
     return _per_person(_person_loglik, theta, model, data, draws, BLOCK)[0]
 
 
-def neg_loglik(theta, model: PanelModel, data: PanelData, draws, weight=None):
+def neg_loglik(theta, model: MixedLogit, data: PanelData, draws, weight=None):
     r"""The simulated -LL :math:`-\sum_p w_p \log \check L_p` (``weight`` ``(P,)``, default 1)."""
     log_l = log_lik_persons(theta, model, data, draws)
     return -jnp.sum(log_l if weight is None else weight * log_l)
 
 
-def value_and_scores(theta, model: PanelModel, data: PanelData, draws):
+def value_and_scores(theta, model: MixedLogit, data: PanelData, draws):
     r"""``(-LL, S)``: the total -LL and the analytic per-person scores
     :math:`s_p = \partial \log \check L_p / \partial\theta` ``(P, n_theta)``.
 
@@ -153,80 +134,103 @@ def value_and_scores(theta, model: PanelModel, data: PanelData, draws):
     :func:`_person`); the chain rule through :func:`coefficients` gives each
     parameter's score. Computed person by person, inside the blocks.
     """
-    theta = _check(model, data, draws, theta)
+    theta, data = _check(model, data, draws, theta)
     log_l, scores = _per_person(_person_scores, theta, model, data, draws, BLOCK)
     return -jnp.sum(log_l), scores
 
 
-def value_and_grad(theta, model: PanelModel, data: PanelData, draws):
+def value_and_grad(theta, model: MixedLogit, data: PanelData, draws):
     """``(-LL, gradient)`` from :func:`value_and_scores` (the gradient is minus the scores' sum)."""
     value, scores = value_and_scores(theta, model, data, draws)
     return value, -scores.sum(axis=0)
 
 
-@dataclass(frozen=True)
-class PanelFit:
-    """What :func:`fit_panel` returns; ``compile_s`` is the warm-up (tracing and compiling),
-    ``run_s`` the optimisation alone. ``success`` is the convergence test of
-    :func:`~.diagnostics.convergence` (every parameter identified and the scaled gradient
-    ``g'B^-1 g`` at most ``GRAD_TOL``, ``scaled_gradient``), never scipy's flag alone;
-    ``message`` says which test decided and what scipy said."""
-
-    theta: np.ndarray
-    names: tuple
-    neg_loglik: float
-    nit: int
-    nfev: int
-    success: bool
-    message: str
-    compile_s: float
-    run_s: float
-    scaled_gradient: float = float("nan")
-
-
-def default_start(model: PanelModel) -> np.ndarray:
-    """Zero means and 0.1 for every standard deviation (Cholesky diagonal)."""
-    k, kr = len(model.attributes), len(model.random)
-    rest = np.eye(kr)[np.tril_indices(kr)] if model.correlated else np.ones(kr)
-    return np.r_[np.zeros(k), 0.1 * rest]
-
-
-def mnl_start(model: PanelModel, data: PanelData) -> np.ndarray:
+def mnl_start(model: MixedLogit, data: PanelData) -> np.ndarray:
     """xlogit's default start: the multinomial logit estimate (every coefficient fixed,
     fitted with the same code and one empty draw) for the means, and 0.1 for every
     standard deviation (Cholesky diagonal)."""
-    fixed = PanelModel(model.attributes)
-    mnl = fit_panel(fixed, data, np.zeros((data.x.shape[0], 1, 0)))
+    fixed = MixedLogit(model.attributes)
+    mnl = fit(fixed, data, draws=np.zeros((data.n_persons, 1, 0)), se=False)
     if not mnl.success:
         raise RuntimeError(f"the multinomial logit start did not converge: {mnl.message}")
     return np.r_[mnl.theta, default_start(model)[len(model.attributes) :]]
 
 
-def fit_panel(
-    model,
-    data,
-    draws,
-    theta0=None,
+def _draws(model, data, n_draws, draws, seed):
+    """``(draws array, specification)`` for :func:`fit`."""
+    if isinstance(draws, str):
+        if n_draws is None:
+            raise ValueError(f"n_draws is needed with draws={draws!r}: how many per person?")
+        array = panel_draws(data.n_persons, n_draws, len(model.random), draws, seed)
+        return array, {"kind": draws, "n_draws": int(n_draws), "seed": int(seed)}
+    array = np.asarray(draws, dtype=float)
+    if n_draws is not None and array.ndim == 3 and array.shape[1] != n_draws:
+        raise ValueError(f"n_draws={n_draws} but the draws given have {array.shape[1]} per person")
+    return array, {"kind": "array", "n_draws": int(array.shape[1]), "seed": None}
+
+
+def _start(model, data, start):
+    if start is None:
+        return default_start(model)
+    if isinstance(start, str):
+        if start != "mnl":
+            raise ValueError(f"start must be a vector, None or 'mnl', got {start!r}")
+        return mnl_start(model, data)
+    return as_vector(start, "start", len(model.param_names))
+
+
+def _gradient(theta, model, data, draws):
+    return value_and_grad(theta, model, data, draws)[1]
+
+
+# compiled once per model and data shapes, whichever fit asks (module level: jit's cache)
+_value_and_scores = jax.jit(value_and_scores, static_argnums=1)
+_value_and_grad_ad = jax.jit(jax.value_and_grad(neg_loglik), static_argnums=1)
+# the exact Hessian: forward mode over the analytic gradient (twice as fast to compile and
+# run as jax.hessian's forward-over-reverse through the blocks of persons)
+_hessian = jax.jit(jax.jacfwd(_gradient), static_argnums=1)
+
+
+def _objective(model, arrays, draws, gradient):
+    """``(fun, scores)``: scipy's ``fun(theta) -> (-LL, gradient)`` and ``scores(theta) ->
+    (-LL, S)``, the per-person scores from one compiled program (remembered for the last
+    point, so the BHHH start and the convergence test reuse scipy's evaluations)."""
+    dev = jax.device_put((arrays, draws))
+    scores = Remembered(lambda th: tuple(to_host(x) for x in _value_and_scores(th, model, *dev)))
+    if gradient == "analytic":
+        return lambda th: (float(scores(th)[0]), -scores(th)[1].sum(axis=0)), scores
+    return lambda th: tuple(to_host(x) for x in _value_and_grad_ad(th, model, *dev)), scores
+
+
+def fit(
+    model: MixedLogit,
+    data: PanelData,
     *,
+    n_draws=None,
+    draws="halton",
+    seed=0,
+    start=None,
     method="L-BFGS-B",
     gradient="analytic",
     gtol=1e-6,
     ftol=1e-10,
     maxiter=2000,
-) -> PanelFit:
-    """Minimise the total -LL from ``theta0`` (default :func:`default_start`) with scipy,
-    one jitted value-and-gradient call per iteration.
+    se=True,
+) -> Result:
+    """Fit ``model`` to ``data`` by simulated maximum likelihood; returns a :class:`Result`.
 
-    ``method``: ``"L-BFGS-B"`` (the default, with xlogit's stopping rule: ``ftol``
-    1e-10, ``gtol`` 1e-6 on the total gradient) or ``"BFGS"`` (started from the
-    inverse BHHH matrix at ``theta0``; stops at ``gtol``). ``gradient``:
-    ``"analytic"`` (:func:`value_and_grad`) or ``"autodiff"`` (``jax.value_and_grad``
-    of :func:`neg_loglik`). A mixed logit's simulated likelihood can have several
-    local optima; chapter 8 shows two methods reaching different ones.
+    ``draws``: ``"halton"`` (scrambled, the default for research), ``"pseudo"`` or
+    ``"xlogit-halton"`` (xlogit's own sequence, for comparisons), ``n_draws`` per person
+    and ``seed``; or an array ``(P, R, K_r)`` of standard normal draws. ``start``: a
+    vector in ``model.param_names`` order, ``None`` (zero means, 0.1 standard
+    deviations) or ``"mnl"`` (xlogit's default: the multinomial logit estimate).
+    ``method``: ``"L-BFGS-B"`` (xlogit's stopping rule: ``ftol`` 1e-10, ``gtol`` 1e-6 on
+    the total gradient) or ``"BFGS"`` (from the inverse BHHH matrix at the start).
+    ``gradient``: ``"analytic"`` (the per-person scores, one program with the value) or
+    ``"autodiff"``. ``se``: compute the Hessian and the BHHH matrix for standard errors
+    (timed apart, ``se_s``) when the fit converged.
     """
     require_x64()
-    theta0 = default_start(model) if theta0 is None else theta0
-    theta0 = np.array(_check(model, data, draws, theta0), dtype=float)
     for value, name, allowed in (
         (method, "method", ("L-BFGS-B", "BFGS")),
         (gradient, "gradient", ("analytic", "autodiff")),
@@ -235,16 +239,11 @@ def fit_panel(
             raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     gtol, ftol = positive_number(gtol, "gtol"), positive_number(ftol, "ftol")
     maxiter = positive_int(maxiter, "maxiter")
+    draws, spec = _draws(model, data, n_draws, draws, seed)
+    theta0, arrays = _check(model, data, draws, _start(model, data, start))
+    theta0 = np.asarray(theta0, dtype=float)
     t0 = time.perf_counter()
-    dev = jax.device_put((data, draws))
-    vs = jax.jit(value_and_scores, static_argnums=1)
-    # -LL and the per-person scores S from one program; the gradient is -sum(S)
-    scores = Remembered(lambda th: tuple(to_host(x) for x in vs(th, model, *dev)))
-    if gradient == "analytic":
-        fun = lambda th: (float(scores(th)[0]), -scores(th)[1].sum(axis=0))  # noqa: E731
-    else:
-        vg = jax.jit(jax.value_and_grad(neg_loglik), static_argnums=1)
-        fun = lambda th: tuple(to_host(x) for x in vg(th, model, *dev))  # noqa: E731
+    fun, scores = _objective(model, arrays, draws, gradient)
     fun(theta0)
     options = {"gtol": gtol, "maxiter": maxiter}
     if method == "BFGS":
@@ -258,43 +257,32 @@ def fit_panel(
     res = minimize(counted, theta0, jac=True, method=method, options=options)
     run_s = time.perf_counter() - t0
     value, s_hat = scores(res.x)  # scipy's last evaluation is usually at res.x: remembered
-    success, message, crit = convergence(
-        -s_hat.sum(axis=0), s_hat.T @ s_hat, model.param_names, res.message
-    )
+    grad, bhhh = -s_hat.sum(axis=0), s_hat.T @ s_hat
+    success, message, crit = convergence(grad, bhhh, model.param_names, res.message)
     success, message = finite_outcome(success, message, res.x, float(value))
-    return PanelFit(
-        res.x,
-        model.param_names,
-        float(value),
-        int(res.nit),
-        counted.calls,
-        success,
-        message,
-        compile_s,
-        run_s,
-        crit,
-    )
+    t0 = time.perf_counter()
+    curvature = _curvature(model, arrays, draws, res.x, grad, bhhh, success, message, se)
+    return Result(
+        model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
+        data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
+        time.perf_counter() - t0, method, spec, *curvature,
+    )  # fmt: skip
 
 
-def coefficient_table(theta, model: PanelModel, data: PanelData, draws) -> pd.DataFrame:
-    """Estimates with Hessian, BHHH and robust (sandwich) standard errors, one row per
-    parameter, and the covariances in ``.attrs["cov"]``.
-
-    Refused (``ValueError``, see :func:`~.diagnostics.require_optimum`) where they mean
-    nothing: a parameter that is not identified (named), a Hessian that is not positive
-    definite, or a point that fails the convergence test."""
-    theta = np.asarray(_check(model, data, draws, theta), dtype=float)
-    dev = jax.device_put((data, draws))
-    h = np.asarray(jax.jit(jax.hessian(neg_loglik), static_argnums=1)(theta, model, *dev))
-    s = np.asarray(jax.jit(value_and_scores, static_argnums=1)(theta, model, *dev)[1])
-    require_optimum(-s.sum(axis=0), h, model.param_names)
-    cov = covariances(h, s)
-    table = pd.DataFrame(
-        {"estimate": theta, **{f"se_{k}": np.sqrt(np.diag(v)) for k, v in cov.items()}},
-        index=list(model.param_names),
-    )
-    table.attrs["cov"] = cov
-    return table
+def _curvature(model, arrays, draws, theta, grad, bhhh, success, message, se):
+    """``(hessian, bhhh, cov_error)`` at the estimate: the matrices for standard errors, or
+    ``None`` and the reason there are none (see :func:`~.diagnostics.require_optimum`)."""
+    if not se:
+        return None, None, "not computed (se=False)"
+    if not success:
+        return None, None, f"the fit did not converge ({message})"
+    h = np.asarray(_hessian(theta, model, arrays, draws))
+    h = 0.5 * (h + h.T)
+    try:
+        require_optimum(grad, h, model.param_names)
+    except ValueError as exc:
+        return None, None, str(exc)
+    return h, bhhh, None
 
 
 def delta_method(fn, theta, cov) -> tuple[float, float]:
@@ -312,12 +300,14 @@ def delta_method(fn, theta, cov) -> tuple[float, float]:
     return float(fn(theta)), float(np.sqrt(grad @ cov @ grad))
 
 
-def willingness_to_pay(model: PanelModel, attribute: str, price: str):
-    r"""The function :math:`\theta \mapsto -m_{\mathrm{attribute}} / m_{\mathrm{price}}`
-    (ratio of mean coefficients of normal or fixed ones), for :func:`delta_method`.
+def willingness_to_pay(result: Result, attribute: str, price: str, cov="robust"):
+    r"""``(value, se)`` of :math:`-m_{\mathrm{attribute}} / m_{\mathrm{price}}`, the ratio of
+    mean coefficients, with its delta-method standard error from ``result.cov(cov)``.
 
     Refused for a lognormal coefficient: its ``m`` is the mean of the *log*
-    coefficient, so the ratio would not be a willingness to pay."""
+    coefficient, so the ratio would not be a willingness to pay. With a random price
+    coefficient this is a ratio of means, not the mean of the ratio."""
+    model = result.model
     for arg, name in (("attribute", attribute), ("price", price)):
         if name not in model.attributes:
             raise ValueError(f"{arg} {name!r} is not one of the model's {model.attributes}")
@@ -327,15 +317,27 @@ def willingness_to_pay(model: PanelModel, attribute: str, price: str):
                 "only for normal or fixed coefficients; use the coefficients' moments instead"
             )
     a, b = model.attributes.index(attribute), model.attributes.index(price)
-    return lambda theta: -theta[a] / theta[b]
+    return delta_method(lambda theta: -theta[a] / theta[b], result.theta, result.cov(cov))
 
 
-def conditional_means(theta, model: PanelModel, data: PanelData, draws) -> np.ndarray:
+def conditional_means(result: Result, data: PanelData, draws=None) -> pd.DataFrame:
     r"""Each person's expected random coefficients given their choices (Train 2009, ch. 11):
-    :math:`\bar\beta_p = \sum_r \omega_{pr} \beta_{pr}` ``(P, K_r)``, with :math:`\omega_{pr}`
-    the likelihood weight of draw ``r`` in person ``p``'s choices."""
-    theta = _check(model, data, draws, theta)
-    ell = _per_person(_person_loglik, theta, model, data, draws, BLOCK)[1]
+    :math:`\bar\beta_p = \sum_r \omega_{pr} \beta_{pr}`, with :math:`\omega_{pr}` the
+    likelihood weight of draw ``r`` in person ``p``'s choices. A DataFrame indexed by
+    person id, one column per random coefficient. ``draws``: those of the fit, made again
+    from ``result.draws`` unless the fit was given an array (then pass it here)."""
+    model = result.model
+    if draws is None:
+        spec = result.draws
+        if spec["kind"] == "array":
+            raise ValueError("this fit was given its draws as an array: pass them as draws=")
+        draws = panel_draws(
+            data.n_persons, spec["n_draws"], len(model.random), spec["kind"], spec["seed"]
+        )
+    theta, arrays = _check(model, data, draws, result.theta)
+    ell = _per_person(_person_loglik, theta, model, arrays, draws, BLOCK)[1]
     omega = jax.nn.softmax(ell, axis=1)
     beta_r = coefficients(theta, model, draws)[0][..., jnp.array(model.random_index, int)]
-    return np.asarray(jnp.einsum("pr,prk->pk", omega, beta_r))
+    means = np.asarray(jnp.einsum("pr,prk->pk", omega, beta_r))
+    names = [name for name, _ in model.random]
+    return pd.DataFrame(means, index=pd.Index(data.persons, name="person"), columns=names)

@@ -11,19 +11,17 @@ person's situations (the panel).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from importlib import resources
 from typing import NamedTuple
 
-import jax
 import numpy as np
 import pandas as pd
 from scipy.stats import norm, qmc
 
 from .._validate import positive_int
 from .data import XLOGIT_HALTON_DROP, radical_inverse
+from .model import MixedLogit, coefficients
 
-DISTRIBUTIONS = ("n", "ln")
 PANEL_DRAW_KINDS = ("pseudo", "halton", "xlogit-halton")
 # xlogit 0.2.7's primes, one per random coefficient, in order (67 is not among them)
 ELECTRICITY_ATTRIBUTES = ("pf", "cl", "loc", "wk", "tod", "seas")
@@ -36,105 +34,9 @@ ELECTRICITY_COLUMNS = {
 XLOGIT_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 71, 73)
 
 
-def _names(value, name) -> tuple:
-    """``value`` as a tuple of strings; a single string is refused (it is not a list of names)."""
-    if isinstance(value, str):
-        raise TypeError(
-            f"{name} must be a list or tuple of names, got the string {value!r} "
-            f"(for one name write ({value!r},))"
-        )
-    try:
-        out = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a list or tuple of names, got {value!r}") from None
-    if not all(isinstance(v, str) for v in out):
-        raise TypeError(f"{name} must hold strings, got {out!r}")
-    return out
-
-
-@dataclass(frozen=True)
-class PanelModel:
-    r"""Which coefficients are random, and how. Hashable: a static argument of ``jax.jit``.
-
-    ``attributes``: the ``K`` attribute names, in the order of ``PanelData.x``.
-    ``random``: ``{name: "n" | "ln"}`` for the random coefficients. They are kept in the
-    order of ``attributes`` whatever the dict's order (xlogit's order: the draws' columns,
-    the ``sd.``/``chol.`` parameters and xlogit's Halton primes all follow it).
-    A normal coefficient is :math:`\beta = m + (L\eta)_k`; a lognormal one is
-    :math:`\beta = \exp(m + (L\eta)_k)`, always *positive*: for a price, whose
-    coefficient should be negative, enter the negated price (as xlogit and
-    Train do). ``L`` is diagonal (the standard deviations) unless
-    ``correlated``, when it is the lower-triangular Cholesky factor of the
-    random coefficients' covariance (of their logs, for lognormal ones).
-
-    Parameters, in order: one ``m`` per attribute, then ``sd.<name>`` per random
-    coefficient, or, when correlated, ``chol.<row>.<col>`` row by row.
-    """
-
-    attributes: tuple
-    random: tuple = ()
-    correlated: bool = False
-
-    def __post_init__(self):
-        attrs = _names(self.attributes, "attributes")
-        if not attrs or len(set(attrs)) != len(attrs):
-            raise ValueError(f"attributes must be distinct names, got {attrs!r}")
-        pairs = self.random.items() if isinstance(self.random, dict) else self.random
-        if isinstance(pairs, str) or not all(
-            isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs
-        ):
-            raise TypeError(f"random must be a dict {{name: 'n' | 'ln'}}, got {self.random!r}")
-        names = [name for name, _ in pairs]
-        if len(set(names)) != len(names):
-            twice = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(f"random names {twice} more than once; each coefficient once")
-        for name, dist in pairs:
-            if name not in attrs:
-                raise ValueError(f"random coefficient {name!r} is not one of attributes {attrs}")
-            if dist not in DISTRIBUTIONS:
-                raise ValueError(f"random[{name!r}] must be one of {DISTRIBUTIONS}, got {dist!r}")
-        # attribute order, whatever the dict's: xlogit's order, so its draws match (see panel_draws)
-        rand = tuple(sorted(((n, d) for n, d in pairs), key=lambda p: attrs.index(p[0])))
-        object.__setattr__(self, "attributes", attrs)
-        object.__setattr__(self, "random", rand)
-        object.__setattr__(self, "correlated", bool(self.correlated))
-        params = self.param_names
-        if len(set(params)) != len(params):
-            twice = sorted({n for n in params if params.count(n) > 1})
-            raise ValueError(
-                f"parameter name(s) {twice} would appear twice: an attribute may not be named "
-                "like a standard deviation ('sd.<name>') or a Cholesky entry ('chol.<a>.<b>')"
-            )
-
-    @property
-    def random_index(self) -> tuple:
-        """Positions in ``attributes`` of the random coefficients, in draw order."""
-        return tuple(self.attributes.index(name) for name, _ in self.random)
-
-    @property
-    def lognormal(self) -> np.ndarray:
-        """``(K_r,)`` booleans: which random coefficients are lognormal."""
-        return np.array([dist == "ln" for _, dist in self.random], dtype=bool)
-
-    @property
-    def param_names(self) -> tuple:
-        names = [r[0] for r in self.random]
-        if self.correlated:
-            rest = [f"chol.{names[i]}.{names[j]}" for i in range(len(names)) for j in range(i + 1)]
-        else:
-            rest = [f"sd.{n}" for n in names]
-        return self.attributes + tuple(rest)
-
-
-@partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["x", "dx", "avail", "chosen"],
-    meta_fields=["attributes"],
-)
-@dataclass(frozen=True)
-class PanelData:
-    """Padded arrays of a panel (a JAX pytree). ``P`` persons, ``T`` situations each at most,
-    ``J`` alternatives, ``K`` attributes.
+class PanelArrays(NamedTuple):
+    """The padded arrays of a panel, what the likelihood reads (a JAX pytree). ``P`` persons,
+    ``T`` situations each at most, ``J`` alternatives, ``K`` attributes.
 
     ``x`` ``(P, T, J, K)``; ``dx`` ``(P, T, J, K)``, each alternative's attributes
     less the chosen one's (precomputed once: utilities relative to the chosen
@@ -142,26 +44,40 @@ class PanelData:
     available, else 0.0; ``chosen`` ``(P, T)`` index of the chosen alternative. A
     padded situation (a person with fewer than ``T``) has zero attributes and only
     alternative 0 available and chosen, so its log-probability is exactly 0.
-    ``attributes``: the names of the ``K`` columns (static), checked against the model's
-    by every likelihood, so that a coefficient can never be reported under another's name.
     """
 
     x: np.ndarray
     dx: np.ndarray
     avail: np.ndarray
     chosen: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class PanelData:
+    """A panel from :func:`from_long`: its :class:`PanelArrays` and what their axes are.
+
+    ``attributes`` (axis 3) are the model's names, checked by every likelihood so that
+    a coefficient is never reported under another's name; ``persons`` the sorted person
+    ids (axis 0); ``situations`` ``(P, T)`` the situation ids (None where padded);
+    ``alternatives`` (axis 2; the outside option is ``None``); ``n_situations`` the
+    number of real choice situations (the ``n`` of BIC).
+    """
+
+    arrays: PanelArrays
     attributes: tuple
-
-
-class PanelIndex(NamedTuple):
-    """What :func:`from_long` maps the arrays' axes to: ``persons`` (sorted ids, axis 0),
-    ``situations`` ``(P, T)`` ids (None where padded), ``alternatives`` (axis 2; the
-    outside option is ``None``), ``attributes`` (axis 3)."""
-
     persons: np.ndarray
     situations: np.ndarray
     alternatives: tuple
-    attributes: tuple
+    n_situations: int
+
+    x = property(lambda self: self.arrays.x)
+    dx = property(lambda self: self.arrays.dx)
+    avail = property(lambda self: self.arrays.avail)
+    chosen = property(lambda self: self.arrays.chosen)
+
+    @property
+    def n_persons(self) -> int:
+        return self.arrays.x.shape[0]
 
 
 def _show(value) -> str:
@@ -201,16 +117,17 @@ def _flags(series, name) -> np.ndarray:
 
 def from_long(
     df,
+    model: MixedLogit,
     *,
     person,
     situation,
     alternative,
     choice,
-    attributes,
     availability=None,
     outside_option=False,
-) -> tuple[PanelData, PanelIndex]:
-    """Padded :class:`PanelData` from a long DataFrame (one row per situation x alternative).
+) -> PanelData:
+    """Padded :class:`PanelData` from a long DataFrame (one row per situation x alternative),
+    with one column per attribute of ``model``, in the model's order.
 
     Persons are numbered in the sorted order of their ids (xlogit's convention,
     which decides which draws each person gets); a person's rows need *not* be
@@ -221,7 +138,9 @@ def from_long(
     with ``availability`` 0 are unavailable alternatives and may not be chosen;
     alternatives missing from a situation are unavailable too.
     """
-    attributes = _names(attributes, "attributes")
+    if not isinstance(model, MixedLogit):
+        raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
+    attributes = model.attributes
     cols = [person, situation, alternative, choice, *attributes]
     _require(df, cols + ([availability] if availability else []))
     if len(df) == 0:
@@ -275,10 +194,9 @@ def from_long(
     situations = np.full((P, T), None, object)
     situations[sit_person, t_of] = np.asarray(sit_ids, object)
     dx = X - np.take_along_axis(X, C[:, :, None, None], 2)
-    data = PanelData(X, dx, A.astype(float), C, attributes)
-    return data, PanelIndex(
-        persons, situations, (*alts.tolist(),) + (None,) * outside_option, attributes
-    )
+    arrays = PanelArrays(X, dx, A.astype(float), C)
+    alternatives = (*alts.tolist(),) + (None,) * outside_option
+    return PanelData(arrays, attributes, persons, situations, alternatives, len(sit_ids))
 
 
 def load_electricity() -> pd.DataFrame:
@@ -300,7 +218,7 @@ def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed
     draws (unscrambled, the first 100 points dropped, primes
     :data:`XLOGIT_PRIMES`; ``seed`` unused), so both tools fit the same objective: column
     ``k`` is the model's ``k``-th random coefficient in attribute order (the order
-    :class:`PanelModel` keeps), which gets xlogit's ``k``-th prime as in xlogit.
+    :class:`MixedLogit` keeps), which gets xlogit's ``k``-th prime as in xlogit.
     ``n_random`` may be 0 (every coefficient fixed): draws of shape ``(P, R, 0)``.
     """
     P, R = positive_int(n_persons, "n_persons"), positive_int(n_draws, "n_draws")
@@ -323,13 +241,11 @@ def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed
     return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
 
 
-def simulate_panel(model: PanelModel, theta, n_persons, n_situations, n_alts, seed=0):
+def simulate_panel(model: MixedLogit, theta, n_persons, n_situations, n_alts, seed=0):
     """A long DataFrame of choices made by the exact model with parameters ``theta`` (the
     layout of :func:`from_long`: ``person``, ``situation``, ``alt``, ``choice`` and one
     standard normal column per attribute); each person draws one taste vector, kept for
     all of their ``n_situations`` situations, and extreme-value errors per alternative."""
-    from .panel import coefficients  # the one place the coefficients' distribution lives
-
     P, T = positive_int(n_persons, "n_persons"), positive_int(n_situations, "n_situations")
     J, K = positive_int(n_alts, "n_alts"), len(model.attributes)
     rng = np.random.default_rng(seed)

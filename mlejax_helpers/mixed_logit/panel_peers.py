@@ -18,10 +18,10 @@ import warnings
 
 import numpy as np
 
-from .panel_data import PanelModel
+from .model import MixedLogit
 
 
-def to_peer(theta, model: PanelModel) -> np.ndarray:
+def to_peer(theta, model: MixedLogit) -> np.ndarray:
     """``theta`` (our order) in the peers' order (:func:`_xlogit_names`)."""
     if model.correlated:
         raise ValueError("the xlogit and jaxlogit bridges take independent coefficients only")
@@ -29,7 +29,7 @@ def to_peer(theta, model: PanelModel) -> np.ndarray:
     return np.asarray(theta, float)[[ours.index(n) for n in _xlogit_names(model)]]
 
 
-def from_peer(values, names, model: PanelModel) -> np.ndarray:
+def from_peer(values, names, model: MixedLogit) -> np.ndarray:
     """A peer's estimate ``values``, in its ``names`` order, in our order."""
     return np.asarray(values, float)[[list(names).index(n) for n in model.param_names]]
 
@@ -41,7 +41,7 @@ def _long(df, model, choice):
 
 def fit_xlogit_panel(
     df,
-    model: PanelModel,
+    model: MixedLogit,
     theta0,
     *,
     person,
@@ -96,7 +96,7 @@ def _xlogit_names(model):
 
 def fit_jaxlogit_panel(
     df,
-    model: PanelModel,
+    model: MixedLogit,
     theta0,
     *,
     person,

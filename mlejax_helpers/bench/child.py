@@ -125,6 +125,50 @@ def measure_evaluations(data, ml, repeats: int = 30) -> dict:
     }
 
 
+def measure_kernels(data, ml, repeats: int = 15) -> dict:
+    """Issue 20: chapter 6's specialised kernel against the one general kernel (chapter 6's
+    apartments built as a ``MixedLogit`` by ``from_long``), on the same data and draws: the
+    median seconds of what each ``fit`` evaluates per iteration (value, gradient and the
+    scores' outer product; value and per-person scores) and of the value alone, and how
+    far apart their values and gradients are."""
+    import jax
+
+    from ..mixed_logit import panel
+    from ..mixed_logit.estimate import value_grad_opg
+    from ..mixed_logit.xlogit_bridge import as_mixed_logit
+    from ..timing import time_call
+
+    model, panel_data, draws = as_mixed_logit(data)
+    theta, six = ml.THETA_TRUE, value_grad_opg(ml.default_chunk(data))
+    dev, placed = jax.device_put(data), jax.device_put((panel_data.arrays, draws))
+    general_value = jax.jit(panel.neg_loglik, static_argnums=1)
+    calls = {
+        "ch6_value_grad_opg": (jax.jit(lambda th, d: six(th, d, None)), (theta, dev)),
+        "ch6_value": (jax.jit(ml.neg_loglik), (theta, dev)),
+        "general_value_and_scores": (panel._value_and_scores, (theta, model, *placed)),
+        "general_value": (general_value, (theta, model, *placed)),
+    }
+    out = {}
+    for name, (fn, args) in calls.items():
+        t = time_call(fn, *args, repeats=repeats)
+        out[f"eval_s_{name}"], out[f"first_call_s_{name}"] = t.median_s, t.first_call_s
+    v6, g6, _ = calls["ch6_value_grad_opg"][0](theta, dev)
+    vg, scores = panel._value_and_scores(theta, model, *placed)
+    out["value_rel_diff"] = float(abs(vg - v6) / abs(v6))
+    out["grad_max_abs_diff"] = float(np.max(np.abs(-np.asarray(scores).sum(axis=0) - g6)))
+    out["ratio_general_to_ch6"] = (
+        out["eval_s_general_value_and_scores"] / out["eval_s_ch6_value_grad_opg"]
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        **out,
+        "status": "ok",
+        "message": "kernel timings",
+        "peak_rss_bytes": int(peak),
+        "fit_s_median": None,
+    }
+
+
 def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dict:
     """One value and gradient on the mesh of every device against the same on one device,
     interleaved (``rounds`` x ``per_round`` calls each), then one fit on the mesh."""
@@ -303,6 +347,8 @@ def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
     data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
     if cfg.kind == "evaluation":
         return measure_evaluations(data, ml)
+    if cfg.kind == "kernels":
+        return measure_kernels(data, ml)
     if cfg.kind == "sharding":
         return measure_sharding(cfg, data, ml)
     runs = []

@@ -67,6 +67,8 @@ class Config:
             return "analytic-fused, BFGS from BHHH, whole loop on the device"
         if self.kind == "evaluation":
             return f"one evaluation each ({self.allocator} allocator)"
+        if self.kind == "kernels":
+            return "chapter 6's kernel against the general kernel"
         if self.kind == "sharding":
             return f"mesh of {self.devices} forced host device(s)"
         if self.kind.startswith("panel"):
@@ -271,6 +273,11 @@ def sharding():
     ]
 
 
+def kernels():
+    """Issue 20: chapter 6's specialised kernel against the general one, N = 10k and 100k."""
+    return [Config("kernels", "kernels", n, 20, 12) for n in (10_000, 100_000)]
+
+
 def smoke():
     """A few seconds: what the tests run."""
     small = {"n": 300, "j": 5, "r": 5}
@@ -291,11 +298,22 @@ SUITES = {
     "sharding": sharding,
     "gpu": gpu,
     "realdata": realdata,
+    "kernels": kernels,
     "smoke": smoke,
 }
 
 
-ALL = ("table1", "table2", "table4", "beyond", "headtohead", "sharding", "gpu", "realdata")
+ALL = (
+    "table1",
+    "table2",
+    "table4",
+    "beyond",
+    "headtohead",
+    "sharding",
+    "gpu",
+    "realdata",
+    "kernels",
+)
 
 
 def configs_for(names) -> list[Config]:

@@ -4,7 +4,6 @@ import math
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.stats
 
@@ -12,20 +11,20 @@ from mlejax_helpers import mixed_logit as ml
 from mlejax_helpers.mixed_logit import panel as pn
 from mlejax_helpers.mixed_logit import panel_data as pdata
 from mlejax_helpers.mixed_logit.model import default_start
-from mlejax_helpers.mixed_logit.xlogit_bridge import VARNAMES, to_xlogit_long
+from mlejax_helpers.mixed_logit.xlogit_bridge import VARNAMES, as_mixed_logit
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
 
 
 def test_chapter_6_model_is_a_special_case_to_1e_12():
     d = ml.simulate(300, 5, 7, seed=3)
-    X, y, ids, alts = to_xlogit_long(d)  # outside option as an explicit all-zero row
-    df = pd.DataFrame(X, columns=VARNAMES).assign(person=ids, situation=ids, alt=alts, choice=y)
-    model = ml.MixedLogit(tuple(VARNAMES), {"outdoor": "n"})
-    data = pdata.from_long(df, model, **COLS)
+    model, data, draws = as_mixed_logit(d)  # outside option as an explicit all-zero row
+    assert model.param_names == (*VARNAMES, "sd.outdoor")
     for theta in (ml.THETA_TRUE, ml.THETA_START + 0.1):
-        ours = float(pn.neg_loglik(theta, model, data, d.draws[:, :, None]))
-        assert ours == pytest.approx(float(ml.neg_loglik(theta, d)), rel=1e-12)
+        value, grad = pn.value_and_grad(theta, model, data, draws)
+        ch6_value, ch6_grad = ml.value_and_grad_analytic(theta, d)
+        assert float(value) == pytest.approx(float(ch6_value), rel=1e-12)
+        np.testing.assert_allclose(grad, ch6_grad, rtol=1e-10, atol=1e-10)
 
 
 def _messy():

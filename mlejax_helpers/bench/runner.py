@@ -84,7 +84,7 @@ def _verdict(cfg, returncode, stdout, stderr) -> dict:
         tail = (stderr.strip().splitlines() or ["no output"])[-1]
         return {"status": "error", "outcome": f"error (exit {returncode}): {tail}"}
     if result.get("status") == "ok":
-        result["outcome"] = "converged" if cfg.kind != "evaluation" else "measured"
+        result["outcome"] = "measured" if cfg.kind in ("evaluation", "kernels") else "converged"
     elif result.get("status") == "did not converge":
         result["outcome"] = f"did not converge: {result.get('message')}"
     else:

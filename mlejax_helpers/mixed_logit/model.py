@@ -90,6 +90,11 @@ class MixedLogit:
         return tuple(self.attributes.index(name) for name, _ in self.random)
 
     @property
+    def fixed_index(self) -> tuple:
+        """Positions in ``attributes`` of the fixed coefficients."""
+        return tuple(k for k in range(len(self.attributes)) if k not in self.random_index)
+
+    @property
     def lognormal(self) -> np.ndarray:
         """``(K_r,)`` booleans: which random coefficients are lognormal."""
         return np.array([dist == "ln" for _, dist in self.random], dtype=bool)
@@ -104,25 +109,29 @@ class MixedLogit:
         return self.attributes + tuple(rest)
 
 
-def coefficients(theta, model: MixedLogit, draws):
-    r"""``(beta, d_eta)`` for draws ``(..., K_r)``, e.g. ``(P, R, K_r)``.
-
-    ``beta`` ``(..., K)``: every coefficient per draw (fixed ones repeated);
-    ``d_eta`` ``(..., K_r)``: each random coefficient's derivative with respect to its
-    exponent :math:`m_k + (L\eta)_k` (1 for normal, ``beta`` for lognormal).
-    """
+def random_coefficients(theta, model: MixedLogit, draws):
+    r"""``(beta_r, d_eta)`` ``(..., K_r)`` for draws ``(..., K_r)``, e.g. ``(P, R, K_r)``: the
+    random coefficients per draw, :math:`m_k + (L\eta)_k` or its exponential, and each
+    one's derivative with respect to that exponent (1 for normal, ``beta`` for lognormal)."""
     k, kr, idx = len(model.attributes), len(model.random), jnp.array(model.random_index, int)
-    mean = theta[:k]
     if model.correlated:
         rows, cols = np.tril_indices(kr)
         chol = jnp.zeros((kr, kr)).at[rows, cols].set(theta[k:])
     else:
         chol = jnp.diag(theta[k:])
-    expo = mean[idx] + draws @ chol.T
+    expo = theta[idx] + draws @ chol.T
     ln = jnp.asarray(model.lognormal)
     beta_r = jnp.where(ln, jnp.exp(jnp.where(ln, expo, 0.0)), expo)
-    beta = jnp.broadcast_to(mean, (*draws.shape[:-1], k)).at[..., idx].set(beta_r)
-    return beta, jnp.where(ln, beta_r, 1.0)
+    return beta_r, jnp.where(ln, beta_r, 1.0)
+
+
+def coefficients(theta, model: MixedLogit, draws):
+    r"""``(beta, d_eta)`` for draws ``(..., K_r)``: ``beta`` ``(..., K)`` every coefficient
+    per draw (fixed ones repeated), ``d_eta`` as in :func:`random_coefficients`."""
+    beta_r, d_eta = random_coefficients(theta, model, draws)
+    k, idx = len(model.attributes), jnp.array(model.random_index, int)
+    beta = jnp.broadcast_to(theta[:k], (*draws.shape[:-1], k)).at[..., idx].set(beta_r)
+    return beta, d_eta
 
 
 def default_start(model: MixedLogit) -> np.ndarray:

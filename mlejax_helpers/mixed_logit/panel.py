@@ -29,12 +29,14 @@ from .._validate import as_vector, positive_int, positive_number
 from .data import require_x64
 from .diagnostics import convergence, require_optimum
 from .estimate import Counted, Remembered, bhhh_start, finite_outcome
-from .model import MixedLogit, coefficients, default_start
+from .model import MixedLogit, coefficients, default_start, random_coefficients
 from .panel_data import PanelArrays, PanelData, panel_draws
 from .results import Result
 from .sharding import to_host
 
-BLOCK = 16  # persons per block: measured fastest on the electricity data (2-core CPU)
+# (t, j, r) elements per block of persons: 16 electricity persons at 600 draws, the block
+# size measured fastest there on the 2-core CPU, and chapter 6's CPU chunk
+BLOCK_ELEMENTS = 2**19
 
 
 def _check(model, data, draws, theta=None):
@@ -66,45 +68,58 @@ def _check(model, data, draws, theta=None):
     return theta, data
 
 
-def _person(dx, avail, beta):
+def _person(theta, model, dx, avail, draws):
     r"""One person: ``dx`` ``(T, J, K)`` attributes less the chosen one's, ``avail`` ``(T, J)``,
-    ``beta`` ``(R, K)``. Returns :math:`\ell_r = \sum_t \log P_{tr}` ``(R,)`` and
-    :math:`g_{rk} = \partial \ell_r / \partial \beta_{rk} = -\sum_{t,j} P_{tjr}\, dx_{tjk}`
-    ``(R, K)``. With ``dx`` relative to the chosen alternative,
-    :math:`-\log P_{tr} = \log \sum_j e^{v_{tjr}}`, :math:`v = dx'\beta_r`: a log-sum-exp
-    shifted by its largest available term :math:`m_{tr} \ge 0` (the chosen one has
-    :math:`v = 0`), so no ``exp`` overflows at any utility; one ``exp`` per element.
+    ``draws`` ``(R, K_r)``. Returns :math:`\ell_r = \sum_t \log P_{tr}` ``(R,)``, the
+    unnormalised probabilities :math:`e_{tjr} = e^{v_{tjr} - m_{tr}}` ``(T, J, R)``, their
+    sums :math:`s_{tr}` (:math:`P_{tjr} = e_{tjr} / s_{tr}`) and ``d_eta``
+    (see :func:`random_coefficients`).
+
+    Fixed and random coefficients are apart, as in xlogit: the utility is
+    :math:`v_{tjr} = dx_{tj,f}'m_f + dx_{tj,r}'\beta_r`, so a fixed coefficient costs
+    ``T J`` and a random one ``T J R``. With ``dx`` relative to the chosen alternative,
+    :math:`-\log P_{tr} = \log \sum_j e^{v_{tjr}}`: a log-sum-exp shifted by its largest
+    available term :math:`m_{tr} \ge 0` (the chosen one has :math:`v = 0`), so no ``exp``
+    overflows at any utility; one ``exp`` per element.
     """
-    v = jnp.einsum("tjk,rk->tjr", dx, beta)
+    fixed, rand = np.array(model.fixed_index, int), np.array(model.random_index, int)
+    beta_r, d_eta = random_coefficients(theta, model, draws)
+    v = (
+        jnp.einsum("tjk,rk->tjr", dx[..., rand], beta_r)
+        + (dx[..., fixed] @ theta[fixed])[..., None]
+    )
     v = jnp.where(avail[..., None] > 0, v, -jnp.inf)  # unavailable: exp(-inf) = 0
     m = jax.lax.stop_gradient(jnp.max(v, axis=1))  # (T, R); the chosen term makes it >= 0
     e = jnp.exp(v - m[:, None, :])
     s = jnp.sum(e, axis=1)  # (T, R), in [1, J]
-    return -jnp.sum(m + jnp.log(s), axis=0), -jnp.einsum("tjr,tjk->rk", e / s[:, None, :], dx)
+    return -jnp.sum(m + jnp.log(s), axis=0), e, s, d_eta
 
 
-def _per_person(fn, theta, model, data, draws, block):
-    """``fn(theta, model, dx, avail, draws)`` for every person, ``block`` persons at a time
-    (``lax.map``), so the ``(block, T, J, R)`` temporaries stay in cache."""
+def _per_person(fn, theta, model, data, draws):
+    """``fn(theta, model, dx, avail, draws)`` for every person, in blocks of about
+    :data:`BLOCK_ELEMENTS` ``(t, j, r)`` elements (``lax.map``), so that the temporaries
+    stay in cache."""
+    t, j, r = data.dx.shape[1], data.dx.shape[2], draws.shape[1]
+    block = max(1, min(data.dx.shape[0], BLOCK_ELEMENTS // (t * j * r)))
     rows = (data.dx, data.avail, draws)
     return jax.lax.map(lambda a: fn(theta, model, *a), rows, batch_size=block)
 
 
 def _person_loglik(theta, model, dx, avail, draws):
     r"""One person's :math:`\log \check L_p` and draw weights :math:`\ell_r` ``(R,)``."""
-    ell = _person(dx, avail, coefficients(theta, model, draws)[0])[0]
+    ell = _person(theta, model, dx, avail, draws)[0]
     return jax.nn.logsumexp(ell) - jnp.log(ell.shape[0]), ell
 
 
 def _person_scores(theta, model, dx, avail, draws):
     r"""One person's :math:`\log \check L_p` and score ``(n_theta,)`` (see
     :func:`value_and_scores`)."""
-    beta, d_eta = coefficients(theta, model, draws)
-    ell, g = _person(dx, avail, beta)
-    w = jax.nn.softmax(ell)[:, None] * g  # d log L_p / d beta_rk   (R, K)
-    idx = jnp.array(model.random_index, int)
-    w_r = w[:, idx] * d_eta  # through the exponent of each random coefficient
-    s_mean = w.sum(axis=0).at[idx].set(w_r.sum(axis=0))
+    ell, e, s, d_eta = _person(theta, model, dx, avail, draws)
+    q = jax.nn.softmax(ell) / s  # (T, R): the posterior weight of draw r over s_tr
+    fixed, rand = np.array(model.fixed_index, int), np.array(model.random_index, int)
+    s_fixed = -jnp.einsum("tj,tjk->k", jnp.einsum("tjr,tr->tj", e, q), dx[..., fixed])
+    w_r = -jnp.einsum("tjr,tr,tjk->rk", e, q, dx[..., rand]) * d_eta  # (R, K_r)
+    s_mean = jnp.zeros(len(model.attributes)).at[fixed].set(s_fixed).at[rand].set(w_r.sum(0))
     s_chol = w_r.T @ draws  # (K_r, K_r): d / d L_kl = sum_r w_rk eta_rl
     kr = len(model.random)
     rows, cols = np.tril_indices(kr) if model.correlated else (np.arange(kr), np.arange(kr))
@@ -115,7 +130,7 @@ def _person_scores(theta, model, dx, avail, draws):
 def log_lik_persons(theta, model, data, draws):
     r""":math:`\log \check L_p` for every person ``(P,)``."""
     theta, data = _check(model, data, draws, theta)
-    return _per_person(_person_loglik, theta, model, data, draws, BLOCK)[0]
+    return _per_person(_person_loglik, theta, model, data, draws)[0]
 
 
 def neg_loglik(theta, model: MixedLogit, data: PanelData, draws, weight=None):
@@ -135,7 +150,7 @@ def value_and_scores(theta, model: MixedLogit, data: PanelData, draws):
     parameter's score. Computed person by person, inside the blocks.
     """
     theta, data = _check(model, data, draws, theta)
-    log_l, scores = _per_person(_person_scores, theta, model, data, draws, BLOCK)
+    log_l, scores = _per_person(_person_scores, theta, model, data, draws)
     return -jnp.sum(log_l), scores
 
 
@@ -335,7 +350,7 @@ def conditional_means(result: Result, data: PanelData, draws=None) -> pd.DataFra
             data.n_persons, spec["n_draws"], len(model.random), spec["kind"], spec["seed"]
         )
     theta, arrays = _check(model, data, draws, result.theta)
-    ell = _per_person(_person_loglik, theta, model, arrays, draws, BLOCK)[1]
+    ell = _per_person(_person_loglik, theta, model, arrays, draws)[1]
     omega = jax.nn.softmax(ell, axis=1)
     beta_r = coefficients(theta, model, draws)[0][..., jnp.array(model.random_index, int)]
     means = np.asarray(jnp.einsum("pr,prk->pk", omega, beta_r))

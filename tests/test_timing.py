@@ -53,8 +53,7 @@ def test_time_compile_empties_the_caches_only_when_fresh():
     # recompile, depending on the order they run in
     code = """
     import jax, jax.numpy as jnp
-    from mlejax_helpers.mixed_logit.sharding import run_with_host_devices
-from mlejax_helpers.timing import time_compile
+    from mlejax_helpers.timing import time_compile
     f = jax.jit(lambda x: jnp.sin(x).sum())
     f(jnp.ones(10))
     time_compile(f, jnp.ones(10), fresh=False)

@@ -114,14 +114,19 @@ def measure_evaluations(data, ml, repeats: int = 30) -> dict:
     for k in fns:
         if k != "value":
             out[f"ratio_{k}_to_value"] = med[k] / med["value"]
+    out["bytes_njr"] = 8 * data.shape[0] * data.shape[1] * data.shape[2]
+    return _timings(out, "evaluation timings")
+
+
+def _timings(out: dict, message: str) -> dict:
+    """A record of timings (no fit): ``out`` with the status and the peak memory."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         **out,
         "status": "ok",
-        "message": "evaluation timings",
+        "message": message,
         "peak_rss_bytes": int(peak),
         "fit_s_median": None,
-        "bytes_njr": 8 * data.shape[0] * data.shape[1] * data.shape[2],
     }
 
 
@@ -159,14 +164,7 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
     out["ratio_general_to_ch6"] = (
         out["eval_s_general_value_and_scores"] / out["eval_s_ch6_value_grad_opg"]
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
-        **out,
-        "status": "ok",
-        "message": "kernel timings",
-        "peak_rss_bytes": int(peak),
-        "fit_s_median": None,
-    }
+    return _timings(out, "kernel timings")
 
 
 def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dict:

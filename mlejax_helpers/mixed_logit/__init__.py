@@ -98,9 +98,9 @@ def fit(model, *args, **options):
     returns a :class:`Result`. Given chapter 6's :class:`MixedLogitData` instead of a model,
     ``fit(data, theta0, ...)`` is :func:`.estimate.fit` on its specialised kernel, kept until
     the benchmark's kernel comparison retires it."""
-    if isinstance(model, MixedLogitData):
-        return _fit_apartments(model, *args, **options)
-    return _fit_model(model, *args, **options)
+    if isinstance(model, MixedLogit):
+        return _fit_model(model, *args, **options)
+    return _fit_apartments(model, *args, **options)
 
 
 __all__ = [

@@ -125,52 +125,70 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _hello(conn):
+    """``(process_id, num_processes)`` that a connecting process sent, or ``None``."""
+    conn.settimeout(10.0)
+    try:
+        theirs = json.loads(conn.makefile().readline())
+        return int(theirs["process_id"]), int(theirs["num_processes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _disagreement(pid, count, n, seen) -> str | None:
+    if pid in seen or not 0 < pid < n:
+        return f"process id {pid} is not one of 1..{n - 1}, or came twice"
+    if count != n:
+        return (
+            f"process {pid} was started with --num-processes {count}, process 0 with {n}: "
+            "every process must be given the same count"
+        )
+    return None
+
+
 def _serve_handshake(host, port, n, timeout_s):
     """Process 0: wait for processes 1..n-1, check they agree on ``n``, answer each."""
     deadline, said = time.monotonic() + timeout_s, time.monotonic()
-    conns, error = {}, None
-    with socket.create_server(("", port)) as server:
+    conns, error = [], None
+    try:
+        server = socket.create_server(("", port))
+    except OSError as exc:
+        raise RuntimeError(
+            f"process 0 cannot listen on port {port} (the coordinator's port + 1) for the "
+            f"check of the set-up: {exc.strerror or exc}; choose another coordinator port"
+        ) from None
+    seen = set()
+    with server:
         server.settimeout(1.0)
         try:
-            while len(conns) < n - 1 and error is None:
+            while len(seen) < n - 1 and error is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    missing = sorted(set(range(1, n)) - conns.keys())
                     error = (
                         f"process 0 of {n} waited {timeout_s} s at {host}:{port} for process(es) "
-                        f"{missing}, which never arrived: start them with the same coordinator "
-                        f"and --num-processes {n}"
+                        f"{sorted(set(range(1, n)) - seen)}, which never arrived: start them "
+                        f"with the same coordinator and --num-processes {n}"
                     )
                     break
                 if time.monotonic() - said > 10:
-                    _say(f"process 0: waiting for {n - 1 - len(conns)} more ({left:.0f} s left)")
+                    _say(f"process 0: waiting for {n - 1 - len(seen)} more ({left:.0f} s left)")
                     said = time.monotonic()
                 try:
                     conn, _ = server.accept()
                 except TimeoutError:
                     continue
-                conn.settimeout(10.0)
-                try:
-                    theirs = json.loads(conn.makefile().readline())
-                    pid, count = int(theirs["process_id"]), int(theirs["num_processes"])
-                except (OSError, ValueError, KeyError, TypeError):
+                hello = _hello(conn)
+                if hello is None:  # not one of ours: ignore
                     conn.close()
-                    continue  # not one of ours: ignore
-                if pid in conns or not 0 < pid < n:
-                    error = f"process id {pid} is not one of 1..{n - 1}, or came twice"
-                    conns[-len(conns) - 1] = conn  # answered too
-                    break
-                conns[pid] = conn
-                if count != n:
-                    error = (
-                        f"process {pid} was started with --num-processes {count}, process 0 "
-                        f"with {n}: every process must be given the same count"
-                    )
-            for conn in conns.values():
+                    continue
+                conns.append(conn)
+                error = _disagreement(*hello, n, seen)
+                seen.add(hello[0])
+            for conn in conns:
                 with contextlib.suppress(OSError):
                     conn.sendall(((error or "ok") + "\n").encode())
         finally:
-            for conn in conns.values():
+            for conn in conns:
                 conn.close()
     if error:
         raise RuntimeError(error)

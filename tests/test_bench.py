@@ -366,6 +366,11 @@ def test_stored_results_cover_every_suite():
         fits = records[(records.status == "ok") & (records.kind != "evaluation")]
         assert (fits.end_to_end_s_first >= fits.fit_s_median).all()  # both, in every fit
         assert (records.groupby("key").size() >= 3).all()  # each in 3 fresh processes
+    kernels = report.load(ROOT / "results" / "bench-cpu-kernels.jsonl")
+    assert set(c.key for c in configs_for(["kernels"])) <= set(kernels.key)
+    assert (kernels.groupby("key").size() >= 3).all()
+    # the two kernels compute one function: the same value and gradient on the same draws
+    assert (kernels.value_rel_diff < 1e-12).all() and (kernels.grad_max_abs_diff < 1e-8).all()
     sharding = report.load(ROOT / "results" / "bench-cpu-sharding.jsonl")
     assert set(c.key for c in configs_for(["sharding"])) <= set(sharding.key)
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen

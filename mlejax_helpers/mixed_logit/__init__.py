@@ -88,6 +88,7 @@ from .model import MixedLogit
 from .panel import conditional_means, delta_method, mnl_start, willingness_to_pay
 from .panel import fit as _fit_model
 from .panel_data import PanelData, from_long, load_electricity, panel_draws, simulate_panel
+from .predict import elasticities, predict
 from .results import Result, lr_test
 
 enable_x64()  # see "float64" above: every estimation path computes in float64
@@ -109,9 +110,11 @@ __all__ = [
     "Result",
     "conditional_means",
     "delta_method",
+    "elasticities",
     "from_long",
     "lr_test",
     "mnl_start",
+    "predict",
     "load_electricity",
     "panel_draws",
     "simulate_panel",

@@ -335,6 +335,18 @@ def willingness_to_pay(result: Result, attribute: str, price: str, cov="robust")
     return delta_method(lambda theta: -theta[a] / theta[b], result.theta, result.cov(cov))
 
 
+def fit_draws(result: Result, data: PanelData, draws=None):
+    """``draws`` if given, else the fit's draws made again from ``result.draws`` for
+    ``data``'s persons (refused when the fit was given its draws as an array)."""
+    if draws is not None:
+        return draws
+    spec = result.draws
+    if spec["kind"] == "array":
+        raise ValueError("this fit was given its draws as an array: pass them as draws=")
+    kr = len(result.model.random)
+    return panel_draws(data.n_persons, spec["n_draws"], kr, spec["kind"], spec["seed"])
+
+
 def conditional_means(result: Result, data: PanelData, draws=None) -> pd.DataFrame:
     r"""Each person's expected random coefficients given their choices (Train 2009, ch. 11):
     :math:`\bar\beta_p = \sum_r \omega_{pr} \beta_{pr}`, with :math:`\omega_{pr}` the
@@ -342,13 +354,7 @@ def conditional_means(result: Result, data: PanelData, draws=None) -> pd.DataFra
     person id, one column per random coefficient. ``draws``: those of the fit, made again
     from ``result.draws`` unless the fit was given an array (then pass it here)."""
     model = result.model
-    if draws is None:
-        spec = result.draws
-        if spec["kind"] == "array":
-            raise ValueError("this fit was given its draws as an array: pass them as draws=")
-        draws = panel_draws(
-            data.n_persons, spec["n_draws"], len(model.random), spec["kind"], spec["seed"]
-        )
+    draws = fit_draws(result, data, draws)
     theta, arrays = _check(model, data, draws, result.theta)
     ell = _per_person(_person_loglik, theta, model, arrays, draws)[1]
     omega = jax.nn.softmax(ell, axis=1)

@@ -1,0 +1,55 @@
+"""Predicted probabilities and elasticities against hand computations."""
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from mlejax_helpers import mixed_logit as ml
+from mlejax_helpers.mixed_logit import panel_data as pdata
+
+COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
+MODEL = ml.MixedLogit(("a", "b"), {"a": "n", "b": "ln"})
+THETA = np.array([0.8, -0.5, 0.6, 0.3])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df = pdata.simulate_panel(MODEL, THETA, 60, 3, 3, seed=7)
+    df = df.assign(avail=1)
+    df.loc[(df.situation % 4 == 1) & (df.alt == 2) & ~df.choice, "avail"] = 0  # some 2-way
+    data = pdata.from_long(df, MODEL, availability="avail", **COLS)
+    return df, data, ml.fit(MODEL, data, n_draws=15, se=False)
+
+
+def test_probabilities_are_the_average_over_draws_of_logit_probabilities(fitted):
+    df, data, res = fitted
+    pred = ml.predict(res, data)
+    assert len(pred) == int(df.avail.sum())  # every available alternative, nothing else
+    np.testing.assert_allclose(pred.groupby(["person", "situation"]).probability.sum(), 1.0)
+    draws = pdata.panel_draws(60, 15, 2, "halton", seed=0)  # the fit's, made again
+    m, s = res.theta[:2], res.theta[2:]
+    for person, situation in ((0, 1), (13, 40), (59, 178)):
+        rows = df[(df.person == person) & (df.situation == situation) & (df.avail == 1)]
+        beta = np.c_[m[0] + s[0] * draws[person, :, 0], np.exp(m[1] + s[1] * draws[person, :, 1])]
+        hand = softmax(rows[["a", "b"]].to_numpy() @ beta.T, axis=0).mean(axis=1)  # (J,)
+        got = pred[(pred.person == person) & (pred.situation == situation)]
+        np.testing.assert_allclose(got.probability, hand, rtol=1e-12)
+        assert list(got.alternative) == list(rows.alt)
+
+
+def test_elasticities_equal_finite_differences_of_the_probabilities(fitted):
+    df, data, res = fitted
+    table = ml.elasticities(res, data, "a")
+    h = 1e-6
+    base = ml.predict(res, data).set_index(["person", "situation", "alternative"]).probability
+    for j in (0, 2):
+        bumped = df.assign(a=np.where(df.alt == j, df.a * (1 + h), df.a))
+        new = ml.predict(res, pdata.from_long(bumped, MODEL, availability="avail", **COLS))
+        new = new.set_index(["person", "situation", "alternative"]).probability
+        e = ((new - base) / base / h).rename("e").reset_index()  # one situation at a time
+        has_j = e.alternative.eq(j).groupby([e.person, e.situation]).transform("any")
+        fd = e[has_j].groupby("alternative").e.mean()
+        np.testing.assert_allclose(table[j].loc[fd.index], fd, rtol=1e-4, atol=1e-7)
+    assert table.shape == (3, 3) and np.isfinite(table.to_numpy()).all()
+    with pytest.raises(ValueError, match="attribute 'c' is not one of the model's"):
+        ml.elasticities(res, data, "c")

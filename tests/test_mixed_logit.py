@@ -318,7 +318,7 @@ def test_bad_arguments_are_clear(data):
         ml.fit(data, gradient="symbolic")
     with pytest.raises(ValueError, match="method must be one of"):
         ml.fit(data, method="Nelder-Mead")
-    with pytest.raises(TypeError, match="data must be a MixedLogitData"):
+    with pytest.raises(TypeError, match="model must be a MixedLogit"):
         ml.fit({"choice": 1})
     with pytest.raises(TypeError, match="data must be a MixedLogitData"):
         ml.neg_loglik(ml.THETA_TRUE, {"choice": 1})

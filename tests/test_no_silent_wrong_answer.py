@@ -177,3 +177,72 @@ def test_draws_and_long_data_errors_are_clear():
         pn.neg_loglik(default_start(model), model, data, draws)
     with pytest.raises(ValueError, match="n_random must be an integer >= 0"):
         pdata.panel_draws(5, 10, -1)
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    model = ml.MixedLogit(("a", "b"), {"a": "n"})
+    df, data = _simulated(model, [1.0, -1.0, 0.5], persons=60)
+    return model, df, data, pn.fit(model, data, n_draws=10)
+
+
+def test_results_refuse_other_data_unnested_models_and_unconverged_fits(small_fit):
+    model, df, data, res = small_fit
+    assert res.success, res.message
+    fixed = ml.MixedLogit(("a", "b"))
+    logit = pn.fit(fixed, data, n_draws=10, se=False)
+    assert ml.lr_test(logit, res).df == 1  # nested: a fixed coefficient is a zero sd
+    other = pdata.from_long(df.assign(b=df.b[::-1].to_numpy()), fixed, **COLS)
+    with pytest.raises(ValueError, match="fitted to different data"):
+        ml.lr_test(pn.fit(fixed, other, n_draws=10, se=False), res)
+    other_model = ml.MixedLogit(("a", "b"), {"a": "ln", "b": "n"})  # a lognormal, not normal
+    with pytest.raises(ValueError, match="unrestricted must nest restricted"):
+        ml.lr_test(res, pn.fit(other_model, data, n_draws=10, se=False))
+    with pytest.raises(ValueError, match="attribute and price must differ"):
+        ml.willingness_to_pay(res, "a", "a")
+    with pytest.raises(ValueError, match="other persons than the fit's"):
+        ml.conditional_means(res, pdata.from_long(df[df.person < 30], model, **COLS))
+    stopped = pn.fit(model, data, n_draws=10, maxiter=1, se=False)
+    with pytest.raises(ValueError, match="the fit did not converge, so its estimate is no optimum"):
+        ml.predict(stopped, data)
+    with pytest.raises(TypeError, match="result must be a Result"):
+        ml.conditional_means(None, data)
+
+
+def test_save_keeps_dotted_names_apart_and_load_names_a_bad_file(small_fit, tmp_path):
+    _, _, _, res = small_fit
+    one, two = res.save(tmp_path / "run.v1"), res.save(tmp_path / "run.v2")
+    assert one != two and ml.Result.load(tmp_path / "run.v1").loglik == res.loglik
+    (tmp_path / "bad.json").write_text("{not json")
+    np.savez(tmp_path / "bad.npz", theta=res.theta)
+    with pytest.raises(ValueError, match=r"bad.json \(and its .npz\) is not a saved Result"):
+        ml.Result.load(tmp_path / "bad")
+    with pytest.raises(ValueError, match="path must name a file to write"):
+        res.save(tmp_path)
+
+
+def test_fit_arguments_are_checked_by_their_own_names(small_fit):
+    model, df, data, res = small_fit
+    with pytest.raises(TypeError, match="correlated must be True or False"):
+        ml.MixedLogit(("a", "b"), {"a": "n"}, correlated="no")
+    with pytest.raises(ValueError, match=r"theta must have shape \(3,\)"):
+        ml.simulate_panel(model, [1.0, 2.0], 5, 2, 3)
+    with pytest.raises(ValueError, match="theta must be finite"):
+        ml.simulate_panel(model, [np.nan, 1.0, 0.5], 5, 2, 3)
+    with pytest.raises(TypeError, match="data must be a PanelData"):
+        pn.fit(model, df, n_draws=5)
+    with pytest.raises(TypeError, match="draws must be a numeric array"):
+        pn.fit(model, data, draws=None)
+    with pytest.raises(ValueError, match="draws must be one of"):
+        pn.fit(model, data, n_draws=5, draws="sobol")
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        pn.fit(model, data, n_draws=5, seed=None)
+    with pytest.raises(ValueError, match="cov must be one of"):
+        res.summary(cov="sandwich")
+    with pytest.raises(TypeError, match="outside_option must be True or False"):
+        pdata.from_long(df, model, outside_option="yes", **COLS)
+    by_name = {"sd.a": 0.5, "b": -1.0, "a": 1.0}  # a start by name, in any order
+    again = pn.fit(model, data, n_draws=10, start=by_name, se=False)
+    np.testing.assert_allclose(again.theta, res.theta, atol=1e-5)
+    with pytest.raises(ValueError, match=r"missing: a start by name needs exactly"):
+        pn.fit(model, data, n_draws=10, start={"a": 1.0})

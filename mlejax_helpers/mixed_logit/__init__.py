@@ -101,7 +101,11 @@ def fit(model, *args, **options):
     the benchmark's kernel comparison retires it."""
     if isinstance(model, MixedLogit):
         return _fit_model(model, *args, **options)
-    return _fit_apartments(model, *args, **options)
+    if isinstance(model, MixedLogitData):
+        return _fit_apartments(model, *args, **options)
+    raise TypeError(
+        f"model must be a MixedLogit (or chapter 6's MixedLogitData), got {type(model).__name__}"
+    )
 
 
 __all__ = [

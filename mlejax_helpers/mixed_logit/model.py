@@ -75,6 +75,8 @@ class MixedLogit:
         rand = tuple(sorted(((n, d) for n, d in pairs), key=lambda p: attrs.index(p[0])))
         object.__setattr__(self, "attributes", attrs)
         object.__setattr__(self, "random", rand)
+        if not isinstance(self.correlated, (bool, np.bool_)):
+            raise TypeError(f"correlated must be True or False, got {self.correlated!r}")
         object.__setattr__(self, "correlated", bool(self.correlated))
         params = self.param_names
         if len(set(params)) != len(params):

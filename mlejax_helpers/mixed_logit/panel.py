@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from .._validate import as_vector, positive_int, positive_number
+from .._validate import as_float_array, as_vector, positive_int, positive_number
 from .data import require_x64
 from .diagnostics import convergence, require_optimum
 from .estimate import Counted, Remembered, bhhh_start, finite_outcome
 from .model import MixedLogit, coefficients, default_start, random_coefficients
-from .panel_data import PanelArrays, PanelData, panel_draws
+from .panel_data import PANEL_DRAW_KINDS, PanelArrays, PanelData, panel_draws
 from .results import Result
 from .sharding import to_host
 
@@ -174,24 +174,41 @@ def mnl_start(model: MixedLogit, data: PanelData) -> np.ndarray:
 def _draws(model, data, n_draws, draws, seed):
     """``(draws array, specification)`` for :func:`fit`."""
     if isinstance(draws, str):
+        if draws not in PANEL_DRAW_KINDS:
+            raise ValueError(f"draws must be one of {PANEL_DRAW_KINDS} or an array, got {draws!r}")
         if n_draws is None:
             raise ValueError(f"n_draws is needed with draws={draws!r}: how many per person?")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         array = panel_draws(data.n_persons, n_draws, len(model.random), draws, seed)
         return array, {"kind": draws, "n_draws": int(n_draws), "seed": int(seed)}
-    array = np.asarray(draws, dtype=float)
-    if n_draws is not None and array.ndim == 3 and array.shape[1] != n_draws:
+    array = as_float_array(draws, "draws", ndim=3)
+    if array.shape[1] < 1:
+        raise ValueError(f"draws must hold at least one draw per person, got shape {array.shape}")
+    if n_draws is not None and array.shape[1] != n_draws:
         raise ValueError(f"n_draws={n_draws} but the draws given have {array.shape[1]} per person")
     return array, {"kind": "array", "n_draws": int(array.shape[1]), "seed": None}
 
 
 def _start(model, data, start):
+    """The start vector: ``None`` (default), ``"mnl"``, a vector in ``param_names`` order,
+    or a dict or Series keyed by parameter name (reordered, every name needed)."""
+    names = model.param_names
     if start is None:
         return default_start(model)
     if isinstance(start, str):
         if start != "mnl":
             raise ValueError(f"start must be a vector, None or 'mnl', got {start!r}")
         return mnl_start(model, data)
-    return as_vector(start, "start", len(model.param_names))
+    if isinstance(start, (dict, pd.Series)):
+        keys = set(dict(start))
+        if keys != set(names):
+            raise ValueError(
+                f"start names {sorted(keys - set(names))} unknown, {sorted(set(names) - keys)} "
+                f"missing: a start by name needs exactly the model's {names}"
+            )
+        start = [dict(start)[n] for n in names]
+    return as_vector(start, "start", len(names))
 
 
 def _gradient(theta, model, data, draws):
@@ -254,6 +271,8 @@ def fit(
             raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     gtol, ftol = positive_number(gtol, "gtol"), positive_number(ftol, "ftol")
     maxiter = positive_int(maxiter, "maxiter")
+    if not isinstance(data, PanelData):
+        raise TypeError(f"data must be a PanelData (build it with from_long), got {data!r:.60}")
     draws, spec = _draws(model, data, n_draws, draws, seed)
     theta0, arrays = _check(model, data, draws, _start(model, data, start))
     theta0 = np.asarray(theta0, dtype=float)
@@ -280,7 +299,8 @@ def fit(
     return Result(
         model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
         data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
-        time.perf_counter() - t0, method, spec, *curvature,
+        time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
+        data.persons_fingerprint,
     )  # fmt: skip
 
 
@@ -322,7 +342,11 @@ def willingness_to_pay(result: Result, attribute: str, price: str, cov="robust")
     Refused for a lognormal coefficient: its ``m`` is the mean of the *log*
     coefficient, so the ratio would not be a willingness to pay. With a random price
     coefficient this is a ratio of means, not the mean of the ratio."""
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
     model = result.model
+    if attribute == price:
+        raise ValueError(f"attribute and price must differ, got {attribute!r} for both")
     for arg, name in (("attribute", attribute), ("price", price)):
         if name not in model.attributes:
             raise ValueError(f"{arg} {name!r} is not one of the model's {model.attributes}")
@@ -332,17 +356,32 @@ def willingness_to_pay(result: Result, attribute: str, price: str, cov="robust")
                 "only for normal or fixed coefficients; use the coefficients' moments instead"
             )
     a, b = model.attributes.index(attribute), model.attributes.index(price)
-    return delta_method(lambda theta: -theta[a] / theta[b], result.theta, result.cov(cov))
+    covariance = result.cov(cov, name="cov")
+    return delta_method(lambda theta: -theta[a] / theta[b], result.theta, covariance)
 
 
-def fit_draws(result: Result, data: PanelData, draws=None):
+def fit_draws(result: Result, data: PanelData, draws=None, need_success=False):
     """``draws`` if given, else the fit's draws made again from ``result.draws`` for
-    ``data``'s persons (refused when the fit was given its draws as an array)."""
+    ``data``'s persons (refused when the fit was given its draws as an array, or for other
+    persons); with ``need_success``, refused for a fit that did not converge."""
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
+    if need_success and not result.success:
+        raise ValueError(
+            f"the fit did not converge, so its estimate is no optimum: {result.message}"
+        )
+    if not isinstance(data, PanelData):
+        raise TypeError(f"data must be a PanelData (build it with from_long), got {data!r:.60}")
     if draws is not None:
         return draws
     spec = result.draws
     if spec["kind"] == "array":
         raise ValueError("this fit was given its draws as an array: pass them as draws=")
+    if data.persons_fingerprint != result.persons_fingerprint:
+        raise ValueError(
+            "data has other persons than the fit's (or in another order), so the fit's draws "
+            "cannot be made again for them: pass draws= for these persons"
+        )
     kr = len(result.model.random)
     return panel_draws(data.n_persons, spec["n_draws"], kr, spec["kind"], spec["seed"])
 
@@ -353,8 +392,8 @@ def conditional_means(result: Result, data: PanelData, draws=None) -> pd.DataFra
     likelihood weight of draw ``r`` in person ``p``'s choices. A DataFrame indexed by
     person id, one column per random coefficient. ``draws``: those of the fit, made again
     from ``result.draws`` unless the fit was given an array (then pass it here)."""
+    draws = fit_draws(result, data, draws, need_success=True)
     model = result.model
-    draws = fit_draws(result, data, draws)
     theta, arrays = _check(model, data, draws, result.theta)
     ell = _per_person(_person_loglik, theta, model, arrays, draws)[1]
     omega = jax.nn.softmax(ell, axis=1)

@@ -10,6 +10,8 @@ person's situations (the panel).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import NamedTuple
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, qmc
 
-from .._validate import positive_int
+from .._validate import as_vector, positive_int
 from .data import XLOGIT_HALTON_DROP, radical_inverse
 from .model import MixedLogit, coefficients
 
@@ -70,6 +72,16 @@ class PanelData:
     alternatives: tuple
     n_situations: int
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the arrays and the person ids: equal for the same data."""
+        return _digest(self.persons_fingerprint, *self.arrays)
+
+    @functools.cached_property
+    def persons_fingerprint(self) -> str:
+        """A hash of the person ids, in order (which person gets which draws)."""
+        return _digest(np.asarray(self.persons).astype(str))
+
     x = property(lambda self: self.arrays.x)
     dx = property(lambda self: self.arrays.dx)
     avail = property(lambda self: self.arrays.avail)
@@ -78,6 +90,13 @@ class PanelData:
     @property
     def n_persons(self) -> int:
         return self.arrays.x.shape[0]
+
+
+def _digest(*parts) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
 
 
 def _show(value) -> str:
@@ -111,7 +130,9 @@ def _numeric(df, attributes) -> np.ndarray:
 def _flags(series, name) -> np.ndarray:
     values = pd.unique(series)
     if not set(values.tolist()) <= {0, 1}:  # True == 1 and False == 0
-        raise ValueError(f"column {name!r} must hold 0/1 or booleans, got values {values[:5]}")
+        raise ValueError(
+            f"column {name!r} must hold 0/1 or booleans, got values {list(values[:5])}"
+        )
     return series.to_numpy().astype(bool)
 
 
@@ -140,6 +161,16 @@ def from_long(
     """
     if not isinstance(model, MixedLogit):
         raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
+    if not isinstance(outside_option, (bool, np.bool_)):
+        raise TypeError(f"outside_option must be True or False, got {outside_option!r}")
+    for arg, col in (
+        ("person", person),
+        ("situation", situation),
+        ("alternative", alternative),
+        ("choice", choice),
+    ):
+        if not isinstance(col, str):
+            raise TypeError(f"{arg} must be a column name (a string), got {col!r}")
     attributes = model.attributes
     cols = [person, situation, alternative, choice, *attributes]
     _require(df, cols + ([availability] if availability else []))
@@ -250,7 +281,8 @@ def simulate_panel(model: MixedLogit, theta, n_persons, n_situations, n_alts, se
     J, K = positive_int(n_alts, "n_alts"), len(model.attributes)
     rng = np.random.default_rng(seed)
     eta = rng.standard_normal((P, 1, len(model.random)))
-    beta = np.asarray(coefficients(np.asarray(theta, float), model, eta)[0])[:, 0]  # (P, K)
+    theta = as_vector(theta, "theta", len(model.param_names))
+    beta = np.asarray(coefficients(theta, model, eta)[0])[:, 0]  # (P, K)
     x = rng.standard_normal((P, T, J, K))
     u = np.einsum("ptjk,pk->ptj", x, beta) + rng.gumbel(size=(P, T, J))
     chosen = u.argmax(axis=2)[..., None] == np.arange(J)

@@ -42,7 +42,7 @@ def predict(result: Result, data: PanelData, draws=None) -> pd.DataFrame:
     and ``probability`` (they sum to 1 within each situation). ``data`` may differ from
     the fit's (a counterfactual) but must have as many persons when the draws are made
     again from ``result.draws``."""
-    draws = fit_draws(result, data, draws)
+    draws = fit_draws(result, data, draws, need_success=True)
     theta, arrays = _check(result.model, data, draws, result.theta)
     prob = np.asarray(_per_person(_person_probabilities, theta, result.model, arrays, draws)[0])
     p, t, j = np.nonzero((np.asarray(arrays.avail) > 0) & _real(data)[:, :, None])
@@ -66,11 +66,11 @@ def elasticities(result: Result, data: PanelData, attribute: str, draws=None) ->
     ``attribute``, averaged over the situations in which both alternatives are
     available: row ``i``, column ``j`` is the mean of :math:`E_{pt,ij}`, the percentage
     change of :math:`\check P_{pti}` for one percent more ``attribute`` in alternative ``j``."""
+    draws = fit_draws(result, data, draws, need_success=True)
     model = result.model
     if attribute not in model.attributes:
         raise ValueError(f"attribute {attribute!r} is not one of the model's {model.attributes}")
     k = model.attributes.index(attribute)
-    draws = fit_draws(result, data, draws)
     theta, arrays = _check(model, data, draws, result.theta)
     beta_k = coefficients(theta, model, draws)[0][..., k]  # (P, R)
 

@@ -39,7 +39,9 @@ class Result:
     ``run_s`` the optimisation alone and ``se_s`` the standard errors (the Hessian),
     each timed apart. ``draws`` is the draw specification (kind, draws per person,
     seed). ``hessian`` and ``bhhh`` ``(k, k)`` are ``None`` when no standard errors
-    were computed, and ``cov_error`` then says why.
+    were computed, and ``cov_error`` then says why. ``data_fingerprint`` and
+    ``persons_fingerprint`` identify the data and the persons it was fitted to (see
+    :class:`~.panel_data.PanelData`), so that tests refuse fits to other data.
     """
 
     model: MixedLogit
@@ -60,6 +62,8 @@ class Result:
     hessian: np.ndarray | None = None
     bhhh: np.ndarray | None = None
     cov_error: str | None = None
+    data_fingerprint: str = ""
+    persons_fingerprint: str = ""
 
     @property
     def names(self) -> tuple:
@@ -75,10 +79,10 @@ class Result:
         """:math:`k \\log n - 2\\log L`, with ``n`` the number of choice situations."""
         return len(self.theta) * np.log(self.n_obs) - 2 * self.loglik
 
-    def cov(self, kind: str = "hessian") -> np.ndarray:
+    def cov(self, kind: str = "hessian", *, name: str = "kind") -> np.ndarray:
         """The estimate's covariance ``(k, k)``: ``"hessian"``, ``"bhhh"`` or ``"robust"``."""
         if kind not in COVARIANCES:
-            raise ValueError(f"kind must be one of {COVARIANCES}, got {kind!r}")
+            raise ValueError(f"{name} must be one of {COVARIANCES}, got {kind!r}")
         if self.hessian is None:
             raise ValueError(f"no standard errors for this fit: {self.cov_error}")
         h_inv = np.linalg.inv(self.hessian)
@@ -93,7 +97,7 @@ class Result:
 
         A standard deviation's sign is not identified (``sd`` and ``-sd`` give the same
         model), so ``sd.*`` rows show ``|sd|``; ``.attrs["note"]`` says so."""
-        se = np.sqrt(np.diag(self.cov(cov)))
+        se = np.sqrt(np.diag(self.cov(cov, name="cov")))
         est = np.where([n.startswith("sd.") for n in self.names], np.abs(self.theta), self.theta)
         z = est / se
         table = pd.DataFrame(
@@ -109,24 +113,50 @@ class Result:
     def save(self, path) -> Path:
         """Write ``path.json`` (everything but the arrays) and ``path.npz`` (``theta``,
         ``hessian``, ``bhhh``); returns the JSON file's path."""
-        path = Path(path).with_suffix("")
+        base = _base(path)
+        if Path(path).is_dir():
+            raise ValueError(f"path must name a file to write, got the folder {str(path)!r}")
         meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
         meta["model"] = asdict(self.model)
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=_plain))
+        _with(base, ".json").write_text(json.dumps(meta, indent=1, default=_plain))
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
-        np.savez(path.with_suffix(".npz"), **arrays)
-        return path.with_suffix(".json")
+        np.savez(_with(base, ".npz"), **arrays)
+        return _with(base, ".json")
 
     @classmethod
     def load(cls, path) -> Result:
-        """The :class:`Result` that :meth:`save` wrote to ``path`` (``.json`` or no suffix)."""
-        path = Path(path).with_suffix("")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        spec = meta.pop("model")
-        meta["model"] = MixedLogit(spec["attributes"], spec["random"], spec["correlated"])
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
-        return cls(**meta, **arrays)
+        """The :class:`Result` that :meth:`save` wrote to ``path`` (with ``.json``, ``.npz``
+        or no suffix); ``ValueError`` naming the file when it is not such a result."""
+        base = _base(path)
+        name = _with(base, ".json")
+        try:
+            meta = json.loads(name.read_text())
+            spec = meta.pop("model")
+            meta["model"] = MixedLogit(spec["attributes"], spec["random"], spec["correlated"])
+            with np.load(_with(base, ".npz"), allow_pickle=False) as npz:
+                arrays = {k: np.asarray(npz[k], dtype=float) for k in npz.files}
+            result = cls(**meta, **arrays)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{name} (and its .npz) is not a saved Result: {exc}") from None
+        k = len(result.model.param_names)
+        shapes = {"theta": (k,), "hessian": (k, k), "bhhh": (k, k)}
+        for field, shape in shapes.items():
+            value = getattr(result, field)
+            if value is not None and value.shape != shape:
+                raise ValueError(f"{name}: {field} has shape {value.shape}, the model {shape}")
+        return result
+
+
+def _base(path) -> Path:
+    """``path`` less a ``.json`` or ``.npz`` suffix (any other suffix is part of the name)."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".json", ".npz") else path
+
+
+def _with(base: Path, suffix: str) -> Path:
+    return base.with_name(base.name + suffix)
 
 
 def _plain(value):
@@ -145,6 +175,18 @@ class LRTest(NamedTuple):
     p: float
 
 
+def nests(big: MixedLogit, small: MixedLogit) -> bool:
+    """Whether ``small`` is ``big`` with some parameters fixed at zero: its attributes are
+    among ``big``'s, its random coefficients random in ``big`` with the same distribution,
+    and ``small`` is correlated only if ``big`` is."""
+    random = dict(big.random)
+    return (
+        set(small.attributes) <= set(big.attributes)
+        and all(random.get(name) == dist for name, dist in small.random)
+        and (big.correlated or not small.correlated)
+    )
+
+
 def lr_test(restricted: Result, unrestricted: Result) -> LRTest:
     """The likelihood-ratio test of ``restricted`` nested in ``unrestricted``.
 
@@ -157,12 +199,15 @@ def lr_test(restricted: Result, unrestricted: Result) -> LRTest:
             raise TypeError(f"{name} must be a Result, got {type(r).__name__}")
         if not r.success:
             raise ValueError(f"{name} did not converge: {r.message}")
+    if restricted.data_fingerprint != unrestricted.data_fingerprint:
+        raise ValueError("restricted and unrestricted were fitted to different data")
     df = len(unrestricted.theta) - len(restricted.theta)
-    if df <= 0 or restricted.n_obs != unrestricted.n_obs:
+    if df <= 0 or not nests(unrestricted.model, restricted.model):
         raise ValueError(
-            f"restricted must have fewer parameters than unrestricted on the same data: got "
-            f"{len(restricted.theta)} and {len(unrestricted.theta)} parameters, "
-            f"{restricted.n_obs} and {unrestricted.n_obs} observations"
+            f"unrestricted must nest restricted with more parameters: every attribute of "
+            f"restricted in unrestricted, each random coefficient random there with the same "
+            f"distribution, correlations only if unrestricted has them; got {restricted.names} "
+            f"and {unrestricted.names}"
         )
     stat = 2.0 * (unrestricted.loglik - restricted.loglik)
     if stat < -1e-6 * abs(unrestricted.loglik):

@@ -30,7 +30,7 @@ def test_data_built_in_another_attribute_order_is_refused():
     with pytest.raises(ValueError, match=r"data's attributes \('b', 'a'\) are not the model's"):
         pn.neg_loglik(default_start(model), model, swapped, draws)
     with pytest.raises(ValueError, match="are not the model's"):
-        pn.fit(model, swapped, draws=draws)
+        ml.fit(model, swapped, draws=draws)
 
 
 def test_a_large_attribute_scale_never_reports_success_away_from_an_optimum():
@@ -39,7 +39,7 @@ def test_a_large_attribute_scale_never_reports_success_away_from_an_optimum():
     draws = pdata.panel_draws(100, 50, 1, "halton", seed=3)
     for scale in (1e4, 1e6):
         big = pdata.from_long(df.assign(b=df.b * scale), model, **COLS)
-        fit = pn.fit(model, big, draws=draws, se=False)  # L-BFGS-B: once "success" 0.65 above
+        fit = ml.fit(model, big, draws=draws, se=False)  # L-BFGS-B: once "success" 0.65 above
         assert fit.success == (fit.scaled_gradient <= GRAD_TOL)
         if not fit.success:
             assert "not converged: scaled gradient" in fit.message
@@ -47,7 +47,7 @@ def test_a_large_attribute_scale_never_reports_success_away_from_an_optimum():
         # the same point in b's own units: BFGS from there finds no lower -LL
         same = fit.theta * np.array([1.0, scale, 1.0])
         assert float(pn.neg_loglik(same, model, data, draws)) == pytest.approx(-fit.loglik)
-        polished = pn.fit(model, data, draws=draws, start=same, method="BFGS", se=False)
+        polished = ml.fit(model, data, draws=draws, start=same, method="BFGS", se=False)
         assert polished.loglik < fit.loglik + 1e-4
 
 
@@ -80,7 +80,7 @@ def test_a_parameter_that_is_not_identified_is_named(change, lost):
     df, _ = _simulated(ml.MixedLogit(("a", "b", "c")), [1.0, -1.0, 0.5], persons=60)
     data = pdata.from_long(change(df), model, **COLS)
     draws = pdata.panel_draws(60, 20, 1, "halton")
-    fit = pn.fit(model, data, draws=draws)
+    fit = ml.fit(model, data, draws=draws)
     assert not fit.success and f"not identified: parameter(s) {lost}" in fit.message
     with pytest.raises(ValueError, match="no standard errors for this fit: the fit did not"):
         fit.summary()
@@ -88,7 +88,7 @@ def test_a_parameter_that_is_not_identified_is_named(change, lost):
     with pytest.raises(ValueError, match=rf"parameter\(s\) {lost!r}".replace("[", r"\[")):
         require_optimum(np.zeros(len(fit.theta)), h, model.param_names)
     with pytest.raises(ValueError, match="BHHH start needs a nonsingular"):
-        pn.fit(model, data, draws=draws, method="BFGS")
+        ml.fit(model, data, draws=draws, method="BFGS")
 
 
 def test_unidentified_is_scale_free_and_names_only_the_culprits():
@@ -102,7 +102,7 @@ def test_no_standard_errors_away_from_an_optimum():
     model = ml.MixedLogit(("a", "b"), {"a": "n"})
     _, data = _simulated(model, [1.0, -1.0, 0.5], persons=80)
     draws = pdata.panel_draws(80, 20, 1, "halton")
-    fit = pn.fit(model, data, draws=draws, method="BFGS")
+    fit = ml.fit(model, data, draws=draws, method="BFGS")
     assert fit.success, fit.message
     assert np.all(np.isfinite(fit.summary().to_numpy()))
     near = fit.theta + np.array([0.05, -0.05, 0.02])  # the Hessian is still positive definite
@@ -111,7 +111,7 @@ def test_no_standard_errors_away_from_an_optimum():
     assert np.linalg.eigvalsh(h)[0] > 0
     with pytest.raises(ValueError, match="is not an optimum: the scaled gradient"):
         require_optimum(grad, h, model.param_names)
-    stopped = pn.fit(model, data, draws=draws, method="BFGS", maxiter=1)
+    stopped = ml.fit(model, data, draws=draws, method="BFGS", maxiter=1)
     assert not stopped.success and "not converged: scaled gradient" in stopped.message
     with pytest.raises(ValueError, match="no standard errors for this fit: the fit did not"):
         stopped.cov("robust")
@@ -155,7 +155,7 @@ def test_delta_method_refuses_float32():
 def test_willingness_to_pay_names_what_is_wrong():
     model = ml.MixedLogit(("p", "q"), {"p": "ln"})
     _, data = _simulated(model, [-1.0, 1.0, 0.3], persons=40)
-    res = pn.fit(model, data, n_draws=10, se=False)
+    res = ml.fit(model, data, n_draws=10, se=False)
     with pytest.raises(ValueError, match="attribute 'r' is not one of the model's"):
         ml.willingness_to_pay(res, "r", "p")
     with pytest.raises(ValueError, match="price 'p' has a lognormal coefficient"):
@@ -183,26 +183,26 @@ def test_draws_and_long_data_errors_are_clear():
 def small_fit():
     model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, data = _simulated(model, [1.0, -1.0, 0.5], persons=60)
-    return model, df, data, pn.fit(model, data, n_draws=10)
+    return model, df, data, ml.fit(model, data, n_draws=10)
 
 
 def test_results_refuse_other_data_unnested_models_and_unconverged_fits(small_fit):
     model, df, data, res = small_fit
     assert res.success, res.message
     fixed = ml.MixedLogit(("a", "b"))
-    logit = pn.fit(fixed, data, n_draws=10, se=False)
+    logit = ml.fit(fixed, data, n_draws=10, se=False)
     assert ml.lr_test(logit, res).df == 1  # nested: a fixed coefficient is a zero sd
     other = pdata.from_long(df.assign(b=df.b[::-1].to_numpy()), fixed, **COLS)
     with pytest.raises(ValueError, match="fitted to different data"):
-        ml.lr_test(pn.fit(fixed, other, n_draws=10, se=False), res)
+        ml.lr_test(ml.fit(fixed, other, n_draws=10, se=False), res)
     other_model = ml.MixedLogit(("a", "b"), {"a": "ln", "b": "n"})  # a lognormal, not normal
     with pytest.raises(ValueError, match="unrestricted must nest restricted"):
-        ml.lr_test(res, pn.fit(other_model, data, n_draws=10, se=False))
+        ml.lr_test(res, ml.fit(other_model, data, n_draws=10, se=False))
     with pytest.raises(ValueError, match="attribute and price must differ"):
         ml.willingness_to_pay(res, "a", "a")
     with pytest.raises(ValueError, match="other persons than the fit's"):
         ml.conditional_means(res, pdata.from_long(df[df.person < 30], model, **COLS))
-    stopped = pn.fit(model, data, n_draws=10, maxiter=1, se=False)
+    stopped = ml.fit(model, data, n_draws=10, maxiter=1, se=False)
     with pytest.raises(ValueError, match="the fit did not converge, so its estimate is no optimum"):
         ml.predict(stopped, data)
     with pytest.raises(TypeError, match="result must be a Result"):
@@ -230,19 +230,19 @@ def test_fit_arguments_are_checked_by_their_own_names(small_fit):
     with pytest.raises(ValueError, match="theta must be finite"):
         ml.simulate_panel(model, [np.nan, 1.0, 0.5], 5, 2, 3)
     with pytest.raises(TypeError, match="data must be a PanelData"):
-        pn.fit(model, df, n_draws=5)
+        ml.fit(model, df, n_draws=5)
     with pytest.raises(TypeError, match="draws must be a numeric array"):
-        pn.fit(model, data, draws=None)
+        ml.fit(model, data, draws=None)
     with pytest.raises(ValueError, match="draws must be one of"):
-        pn.fit(model, data, n_draws=5, draws="sobol")
+        ml.fit(model, data, n_draws=5, draws="sobol")
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
-        pn.fit(model, data, n_draws=5, seed=None)
+        ml.fit(model, data, n_draws=5, seed=None)
     with pytest.raises(ValueError, match="cov must be one of"):
         res.summary(cov="sandwich")
     with pytest.raises(TypeError, match="outside_option must be True or False"):
         pdata.from_long(df, model, outside_option="yes", **COLS)
     by_name = {"sd.a": 0.5, "b": -1.0, "a": 1.0}  # a start by name, in any order
-    again = pn.fit(model, data, n_draws=10, start=by_name, se=False)
+    again = ml.fit(model, data, n_draws=10, start=by_name, se=False)
     np.testing.assert_allclose(again.theta, res.theta, atol=1e-5)
     with pytest.raises(ValueError, match=r"missing: a start by name needs exactly"):
-        pn.fit(model, data, n_draws=10, start={"a": 1.0})
+        ml.fit(model, data, n_draws=10, start={"a": 1.0})

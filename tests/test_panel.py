@@ -110,11 +110,11 @@ def test_bad_model_and_arguments_are_refused():
     with pytest.raises(ValueError, match="theta"):
         pn.neg_loglik(np.zeros(3), model, data, np.zeros((40, 5, 2)))
     with pytest.raises(ValueError, match="method must be one of"):
-        pn.fit(model, data, draws=np.zeros((40, 5, 2)), method="CG")
+        ml.fit(model, data, draws=np.zeros((40, 5, 2)), method="CG")
     with pytest.raises(ValueError, match="n_draws is needed"):
-        pn.fit(model, data)
+        ml.fit(model, data)
     with pytest.raises(ValueError, match="start must be a vector, None or 'mnl'"):
-        pn.fit(model, data, n_draws=5, start="zeros")
+        ml.fit(model, data, n_draws=5, start="zeros")
 
 
 def test_estimates_recover_the_truth_within_3_standard_errors():
@@ -124,7 +124,7 @@ def test_estimates_recover_the_truth_within_3_standard_errors():
     data = pdata.from_long(df, model, **COLS)
     draws = pdata.panel_draws(400, 200, 3, "halton", seed=9)
     for method in ("L-BFGS-B", "BFGS"):  # they may stop at different local optima; both good
-        fit = pn.fit(model, data, draws=draws, method=method)
+        fit = ml.fit(model, data, draws=draws, method=method)
         assert fit.success, fit.message  # our convergence test, not scipy's flag
         table = fit.summary()  # sd rows as |sd|: a standard deviation's sign is not identified
         z = (table.estimate - truth) / table.se
@@ -195,14 +195,14 @@ def test_conditional_means_average_to_the_population_mean():
     df = pdata.simulate_panel(model, [1.0, -1.0, 1.0], 300, 10, 3, seed=4)
     data = pdata.from_long(df, model, **COLS)
     draws = pdata.panel_draws(300, 200, 1, "halton")
-    fit = pn.fit(model, data, draws=draws)
+    fit = ml.fit(model, data, draws=draws)
     cond = ml.conditional_means(fit, data, draws)["a"]
     assert list(cond.index) == sorted(df.person.unique())
     assert cond.mean() == pytest.approx(fit.theta[0], abs=0.1)
     assert 0 < cond.std() < abs(fit.theta[2])  # shrunk toward the mean, not collapsed
     with pytest.raises(ValueError, match="pass them as draws="):
         ml.conditional_means(fit, data)
-    again = pn.fit(model, data, n_draws=50, se=False)
+    again = ml.fit(model, data, n_draws=50, se=False)
     by_spec = ml.conditional_means(again, data)  # the draws made again from the spec
     spec_draws = pdata.panel_draws(300, 50, 1, "halton", seed=0)
     np.testing.assert_array_equal(by_spec, ml.conditional_means(again, data, spec_draws))
@@ -254,7 +254,7 @@ def test_electricity_ours_equals_xlogit_on_identical_draws():
     assert data.n_situations == df.chid.nunique()
     draws = pdata.panel_draws(361, 25, 6, "xlogit-halton")
     start = default_start(model)
-    ours = pn.fit(model, data, draws=draws, start=start, se=False)
+    ours = ml.fit(model, data, draws=draws, start=start, se=False)
     theirs = panel_peers.fit_xlogit_panel(df, model, start, n_draws=25, **pdata.ELECTRICITY_COLUMNS)
     at_theirs = float(pn.neg_loglik(theirs["theta"], model, data, draws))
     assert at_theirs == pytest.approx(theirs["neg_loglik"], rel=1e-12)  # the same objective

@@ -162,3 +162,28 @@ def test_bad_set_ups_are_refused():
     with pytest.raises(ValueError, match="weight must be >= 0"):
         ml.neg_loglik(ml.THETA_TRUE, d, -np.ones(20))
     assert to_host(np.ones(2)).shape == (2,)
+
+
+def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
+    code = """
+    import json, jax
+    import numpy as np
+    from mlejax_helpers import mixed_logit as ml
+    from mlejax_helpers.mixed_logit.sharding import consumer_mesh
+    df = ml.load_electricity()
+    df = df[df.id <= 45]  # 45 persons: an odd count, so one zero-weight person pads the mesh
+    attrs = ml.panel_data.ELECTRICITY_ATTRIBUTES
+    model = ml.MixedLogit(attrs, {a: "n" for a in attrs})
+    data = ml.from_long(df, model, **ml.panel_data.ELECTRICITY_COLUMNS)
+    out = {}
+    for n in (1, 2):
+        res = ml.fit(model, data, n_draws=10, mesh=consumer_mesh(jax.devices()[:n]))
+        out[n] = [res.loglik, res.theta.tolist(), res.success, np.diag(res.cov()).tolist()]
+    print(json.dumps(out))
+    """
+    out = json.loads(run_with_host_devices(code, 2, timeout=300).strip().splitlines()[-1])
+    one, two = out["1"], out["2"]
+    assert one[2] and two[2]  # both converged
+    assert two[0] == pytest.approx(one[0], rel=1e-10)
+    np.testing.assert_allclose(two[1], one[1], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(two[3], one[3], rtol=1e-6)

@@ -147,10 +147,11 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
     theta, six = ml.THETA_TRUE, value_grad_opg(ml.default_chunk(data))
     dev, placed = jax.device_put(data), jax.device_put((panel_data.arrays, draws))
     general_value = jax.jit(panel.neg_loglik, static_argnums=1)
+    general = jax.jit(panel.value_and_scores, static_argnums=1)
     calls = {
         "ch6_value_grad_opg": (jax.jit(lambda th, d: six(th, d, None)), (theta, dev)),
         "ch6_value": (jax.jit(ml.neg_loglik), (theta, dev)),
-        "general_value_and_scores": (panel._value_and_scores, (theta, model, *placed)),
+        "general_value_and_scores": (general, (theta, model, *placed)),
         "general_value": (general_value, (theta, model, *placed)),
     }
     out = {}
@@ -158,7 +159,7 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
         t = time_call(fn, *args, repeats=repeats)
         out[f"eval_s_{name}"], out[f"first_call_s_{name}"] = t.median_s, t.first_call_s
     v6, g6, _ = calls["ch6_value_grad_opg"][0](theta, dev)
-    vg, scores = panel._value_and_scores(theta, model, *placed)
+    vg, scores = general(theta, model, *placed)
     out["value_rel_diff"] = float(abs(vg - v6) / abs(v6))
     out["grad_max_abs_diff"] = float(np.max(np.abs(-np.asarray(scores).sum(axis=0) - g6)))
     out["ratio_general_to_ch6"] = (
@@ -237,13 +238,13 @@ def _max_abs_z(theta, data, ml) -> float:
 def _fit_electricity(cfg, df, model, theta0) -> dict:
     """One end-to-end fit of the electricity panel by ``cfg.kind``: ours (data built from the
     DataFrame, draws, compilation, fit), xlogit or jaxlogit (their own fit call)."""
-    from ..mixed_logit import panel, panel_data, panel_peers
+    from ..mixed_logit import fitting, panel_data, panel_peers
 
     cols = panel_data.ELECTRICITY_COLUMNS
     if cfg.kind == "panel":  # standard errors are not part of any tool's time here
         data = panel_data.from_long(df, model, **cols)
         start = "mnl" if cfg.init == "mnl" else theta0
-        f = panel.fit(
+        f = fitting.fit(
             model, data, n_draws=cfg.r, draws=cfg.draws, start=start, method=cfg.solver,
             gradient=cfg.gradient, se=False,
         )  # fmt: skip

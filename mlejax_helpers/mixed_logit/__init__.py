@@ -31,7 +31,8 @@ lines::
 
 :mod:`.model` (:class:`MixedLogit`), :mod:`.panel_data` (:func:`from_long`,
 :func:`load_electricity`, :func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel`
-(likelihood, analytic scores, :func:`fit`, WTP, conditional means), :mod:`.results`
+(likelihood, analytic scores, WTP, conditional means), :mod:`.fitting` (:func:`fit`, on
+one device or a mesh of them), :mod:`.predict` (probabilities, elasticities), :mod:`.results`
 (:class:`Result`, :func:`lr_test`), :mod:`.diagnostics` (the convergence and
 identification tests behind ``success``) and :mod:`.panel_peers` (the same fits in
 xlogit and jaxlogit). Chapter 6's model above is its special case with one random
@@ -67,6 +68,8 @@ from .estimate import (
     standard_errors,
 )
 from .estimate import fit as _fit_apartments
+from .fitting import fit as _fit_model
+from .fitting import mnl_start
 from .likelihood import (
     default_chunk,
     grad_analytic,
@@ -85,8 +88,7 @@ from .likelihood import (
     value_and_grad_analytic_chunked,
 )
 from .model import MixedLogit
-from .panel import conditional_means, delta_method, mnl_start, willingness_to_pay
-from .panel import fit as _fit_model
+from .panel import conditional_means, delta_method, willingness_to_pay
 from .panel_data import PanelData, from_long, load_electricity, panel_draws, simulate_panel
 from .predict import elasticities, predict
 from .results import Result, lr_test
@@ -95,7 +97,7 @@ enable_x64()  # see "float64" above: every estimation path computes in float64
 
 
 def fit(model, *args, **options):
-    """``fit(model, data, n_draws=..., ...)``: the one estimator, :func:`.panel.fit`, which
+    """``fit(model, data, n_draws=..., ...)``: the one estimator, :func:`.fitting.fit`, which
     returns a :class:`Result`. Given chapter 6's :class:`MixedLogitData` instead of a model,
     ``fit(data, theta0, ...)`` is :func:`.estimate.fit` on its specialised kernel, kept until
     the benchmark's kernel comparison retires it."""

@@ -17,22 +17,16 @@ per ``(p, t, j, r)`` element; the analytic score reuses the probabilities.
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
-from .._validate import as_float_array, as_vector, positive_int, positive_number
+from .._validate import as_vector
 from .data import require_x64
-from .diagnostics import convergence, require_optimum
-from .estimate import Counted, Remembered, bhhh_start, finite_outcome
-from .model import MixedLogit, coefficients, default_start, random_coefficients
-from .panel_data import PANEL_DRAW_KINDS, PanelArrays, PanelData, panel_draws
+from .model import MixedLogit, coefficients, random_coefficients
+from .panel_data import PanelArrays, PanelData, panel_draws
 from .results import Result
-from .sharding import to_host
 
 # (t, j, r) elements per block of persons: 16 electricity persons at 600 draws, the block
 # size measured fastest there on the 2-core CPU, and chapter 6's CPU chunk
@@ -158,166 +152,6 @@ def value_and_grad(theta, model: MixedLogit, data: PanelData, draws):
     """``(-LL, gradient)`` from :func:`value_and_scores` (the gradient is minus the scores' sum)."""
     value, scores = value_and_scores(theta, model, data, draws)
     return value, -scores.sum(axis=0)
-
-
-def mnl_start(model: MixedLogit, data: PanelData) -> np.ndarray:
-    """xlogit's default start: the multinomial logit estimate (every coefficient fixed,
-    fitted with the same code and one empty draw) for the means, and 0.1 for every
-    standard deviation (Cholesky diagonal)."""
-    fixed = MixedLogit(model.attributes)
-    mnl = fit(fixed, data, draws=np.zeros((data.n_persons, 1, 0)), se=False)
-    if not mnl.success:
-        raise RuntimeError(f"the multinomial logit start did not converge: {mnl.message}")
-    return np.r_[mnl.theta, default_start(model)[len(model.attributes) :]]
-
-
-def _draws(model, data, n_draws, draws, seed):
-    """``(draws array, specification)`` for :func:`fit`."""
-    if isinstance(draws, str):
-        if draws not in PANEL_DRAW_KINDS:
-            raise ValueError(f"draws must be one of {PANEL_DRAW_KINDS} or an array, got {draws!r}")
-        if n_draws is None:
-            raise ValueError(f"n_draws is needed with draws={draws!r}: how many per person?")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        array = panel_draws(data.n_persons, n_draws, len(model.random), draws, seed)
-        return array, {"kind": draws, "n_draws": int(n_draws), "seed": int(seed)}
-    array = as_float_array(draws, "draws", ndim=3)
-    if array.shape[1] < 1:
-        raise ValueError(f"draws must hold at least one draw per person, got shape {array.shape}")
-    if n_draws is not None and array.shape[1] != n_draws:
-        raise ValueError(f"n_draws={n_draws} but the draws given have {array.shape[1]} per person")
-    return array, {"kind": "array", "n_draws": int(array.shape[1]), "seed": None}
-
-
-def _start(model, data, start):
-    """The start vector: ``None`` (default), ``"mnl"``, a vector in ``param_names`` order,
-    or a dict or Series keyed by parameter name (reordered, every name needed)."""
-    names = model.param_names
-    if start is None:
-        return default_start(model)
-    if isinstance(start, str):
-        if start != "mnl":
-            raise ValueError(f"start must be a vector, None or 'mnl', got {start!r}")
-        return mnl_start(model, data)
-    if isinstance(start, (dict, pd.Series)):
-        keys = set(dict(start))
-        if keys != set(names):
-            raise ValueError(
-                f"start names {sorted(keys - set(names))} unknown, {sorted(set(names) - keys)} "
-                f"missing: a start by name needs exactly the model's {names}"
-            )
-        start = [dict(start)[n] for n in names]
-    return as_vector(start, "start", len(names))
-
-
-def _gradient(theta, model, data, draws):
-    return value_and_grad(theta, model, data, draws)[1]
-
-
-# compiled once per model and data shapes, whichever fit asks (module level: jit's cache)
-_value_and_scores = jax.jit(value_and_scores, static_argnums=1)
-_value_and_grad_ad = jax.jit(jax.value_and_grad(neg_loglik), static_argnums=1)
-# the exact Hessian: forward mode over the analytic gradient (twice as fast to compile and
-# run as jax.hessian's forward-over-reverse through the blocks of persons)
-_hessian = jax.jit(jax.jacfwd(_gradient), static_argnums=1)
-
-
-def _objective(model, arrays, draws, gradient):
-    """``(fun, scores)``: scipy's ``fun(theta) -> (-LL, gradient)`` and ``scores(theta) ->
-    (-LL, S)``, the per-person scores from one compiled program (remembered for the last
-    point, so the BHHH start and the convergence test reuse scipy's evaluations)."""
-    dev = jax.device_put((arrays, draws))
-    scores = Remembered(lambda th: tuple(to_host(x) for x in _value_and_scores(th, model, *dev)))
-    if gradient == "analytic":
-        return lambda th: (float(scores(th)[0]), -scores(th)[1].sum(axis=0)), scores
-    return lambda th: tuple(to_host(x) for x in _value_and_grad_ad(th, model, *dev)), scores
-
-
-def fit(
-    model: MixedLogit,
-    data: PanelData,
-    *,
-    n_draws=None,
-    draws="halton",
-    seed=0,
-    start=None,
-    method="L-BFGS-B",
-    gradient="analytic",
-    gtol=1e-6,
-    ftol=1e-10,
-    maxiter=2000,
-    se=True,
-) -> Result:
-    """Fit ``model`` to ``data`` by simulated maximum likelihood; returns a :class:`Result`.
-
-    ``draws``: ``"halton"`` (scrambled, the default for research), ``"pseudo"`` or
-    ``"xlogit-halton"`` (xlogit's own sequence, for comparisons), ``n_draws`` per person
-    and ``seed``; or an array ``(P, R, K_r)`` of standard normal draws. ``start``: a
-    vector in ``model.param_names`` order, ``None`` (zero means, 0.1 standard
-    deviations) or ``"mnl"`` (xlogit's default: the multinomial logit estimate).
-    ``method``: ``"L-BFGS-B"`` (xlogit's stopping rule: ``ftol`` 1e-10, ``gtol`` 1e-6 on
-    the total gradient) or ``"BFGS"`` (from the inverse BHHH matrix at the start).
-    ``gradient``: ``"analytic"`` (the per-person scores, one program with the value) or
-    ``"autodiff"``. ``se``: compute the Hessian and the BHHH matrix for standard errors
-    (timed apart, ``se_s``) when the fit converged.
-    """
-    require_x64()
-    for value, name, allowed in (
-        (method, "method", ("L-BFGS-B", "BFGS")),
-        (gradient, "gradient", ("analytic", "autodiff")),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    gtol, ftol = positive_number(gtol, "gtol"), positive_number(ftol, "ftol")
-    maxiter = positive_int(maxiter, "maxiter")
-    if not isinstance(data, PanelData):
-        raise TypeError(f"data must be a PanelData (build it with from_long), got {data!r:.60}")
-    draws, spec = _draws(model, data, n_draws, draws, seed)
-    theta0, arrays = _check(model, data, draws, _start(model, data, start))
-    theta0 = np.asarray(theta0, dtype=float)
-    t0 = time.perf_counter()
-    fun, scores = _objective(model, arrays, draws, gradient)
-    fun(theta0)
-    options = {"gtol": gtol, "maxiter": maxiter}
-    if method == "BFGS":
-        s0 = scores(theta0)[1]
-        options["hess_inv0"] = bhhh_start(s0.T @ s0, model.param_names)
-    else:
-        options["ftol"] = ftol
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    counted = Counted(fun)
-    res = minimize(counted, theta0, jac=True, method=method, options=options)
-    run_s = time.perf_counter() - t0
-    value, s_hat = scores(res.x)  # scipy's last evaluation is usually at res.x: remembered
-    grad, bhhh = -s_hat.sum(axis=0), s_hat.T @ s_hat
-    success, message, crit = convergence(grad, bhhh, model.param_names, res.message)
-    success, message = finite_outcome(success, message, res.x, float(value))
-    t0 = time.perf_counter()
-    curvature = _curvature(model, arrays, draws, res.x, grad, bhhh, success, message, se)
-    return Result(
-        model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
-        data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
-        time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
-        data.persons_fingerprint,
-    )  # fmt: skip
-
-
-def _curvature(model, arrays, draws, theta, grad, bhhh, success, message, se):
-    """``(hessian, bhhh, cov_error)`` at the estimate: the matrices for standard errors, or
-    ``None`` and the reason there are none (see :func:`~.diagnostics.require_optimum`)."""
-    if not se:
-        return None, None, "not computed (se=False)"
-    if not success:
-        return None, None, f"the fit did not converge ({message})"
-    h = np.asarray(_hessian(theta, model, arrays, draws))
-    h = 0.5 * (h + h.T)
-    try:
-        require_optimum(grad, h, model.param_names)
-    except ValueError as exc:
-        return None, None, str(exc)
-    return h, bhhh, None
 
 
 def delta_method(fn, theta, cov) -> tuple[float, float]:

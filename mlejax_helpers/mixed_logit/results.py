@@ -28,7 +28,7 @@ _ARRAYS = ("theta", "hessian", "bhhh")
 
 @dataclass(frozen=True, eq=False)
 class Result:
-    """One fit of a :class:`~.model.MixedLogit` by :func:`~.panel.fit`.
+    """One fit of a :class:`~.model.MixedLogit` by :func:`~.fitting.fit`.
 
     ``success``: the convergence test of :func:`~.diagnostics.convergence` (scaled
     gradient ``g'B^-1 g`` at most 1e-5, every parameter identified), never the

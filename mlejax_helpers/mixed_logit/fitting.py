@@ -1,0 +1,232 @@
+r"""Fitting a :class:`~.model.MixedLogit`: :func:`fit` and the one compiled program it runs.
+
+Each evaluation runs one program (:func:`_program`) that returns the -LL, its gradient
+and the BHHH matrix :math:`S'S` of the per-person scores together, the persons split
+over a mesh of devices (one device by default) with each device's sums added by one
+``psum``. scipy drives the optimisation; BFGS starts from the inverse BHHH matrix;
+``success`` is the convergence test of :mod:`.diagnostics`; the exact Hessian for
+standard errors is forward mode over the analytic gradient, timed apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from scipy.optimize import minimize
+
+from .._validate import as_float_array, as_vector, positive_int, positive_number
+from .data import require_x64
+from .diagnostics import convergence, require_optimum
+from .estimate import Counted, Remembered, bhhh_start, finite_outcome
+from .model import MixedLogit, default_start
+from .panel import _check, _per_person, _person_loglik, _person_scores
+from .panel_data import PANEL_DRAW_KINDS, PanelArrays, PanelData, panel_draws
+from .results import Result
+from .sharding import AXIS, consumer_mesh, to_host
+
+
+def mnl_start(model: MixedLogit, data: PanelData) -> np.ndarray:
+    """xlogit's default start: the multinomial logit estimate (every coefficient fixed,
+    fitted with the same code and one empty draw) for the means, and 0.1 for every
+    standard deviation (Cholesky diagonal)."""
+    fixed = MixedLogit(model.attributes)
+    mnl = fit(fixed, data, draws=np.zeros((data.n_persons, 1, 0)), se=False)
+    if not mnl.success:
+        raise RuntimeError(f"the multinomial logit start did not converge: {mnl.message}")
+    return np.r_[mnl.theta, default_start(model)[len(model.attributes) :]]
+
+
+def _draws(model, data, n_draws, draws, seed):
+    """``(draws array, specification)`` for :func:`fit`."""
+    if isinstance(draws, str):
+        if draws not in PANEL_DRAW_KINDS:
+            raise ValueError(f"draws must be one of {PANEL_DRAW_KINDS} or an array, got {draws!r}")
+        if n_draws is None:
+            raise ValueError(f"n_draws is needed with draws={draws!r}: how many per person?")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        array = panel_draws(data.n_persons, n_draws, len(model.random), draws, seed)
+        return array, {"kind": draws, "n_draws": int(n_draws), "seed": int(seed)}
+    array = as_float_array(draws, "draws", ndim=3)
+    if array.shape[1] < 1:
+        raise ValueError(f"draws must hold at least one draw per person, got shape {array.shape}")
+    if n_draws is not None and array.shape[1] != n_draws:
+        raise ValueError(f"n_draws={n_draws} but the draws given have {array.shape[1]} per person")
+    return array, {"kind": "array", "n_draws": int(array.shape[1]), "seed": None}
+
+
+def _start(model, data, start):
+    """The start vector: ``None`` (default), ``"mnl"``, a vector in ``param_names`` order,
+    or a dict or Series keyed by parameter name (reordered, every name needed)."""
+    names = model.param_names
+    if start is None:
+        return default_start(model)
+    if isinstance(start, str):
+        if start != "mnl":
+            raise ValueError(f"start must be a vector, None or 'mnl', got {start!r}")
+        return mnl_start(model, data)
+    if isinstance(start, (dict, pd.Series)):
+        keys = set(dict(start))
+        if keys != set(names):
+            raise ValueError(
+                f"start names {sorted(keys - set(names))} unknown, {sorted(set(names) - keys)} "
+                f"missing: a start by name needs exactly the model's {names}"
+            )
+        start = [dict(start)[n] for n in names]
+    return as_vector(start, "start", len(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _program(model: MixedLogit, mesh: Mesh, gradient: str):
+    """``jit((theta, arrays, draws, weight) -> (-LL, gradient, S'S))``: one pass over the
+    persons, split over ``mesh`` (``shard_map``; a mesh of one device is the whole panel),
+    each device's sums added by one ``psum``. ``S'S`` is the BHHH matrix of the per-person
+    scores ``S``; zero-weight persons are padding. Compiled once per model, mesh and shapes."""
+
+    def local(theta, arrays, draws, weight):
+        log_l, s = _per_person(_person_scores, theta, model, arrays, draws)
+        s = s * weight[:, None]
+        value, grad = -jnp.sum(weight * log_l), -jnp.sum(s, axis=0)
+        if gradient == "autodiff":
+
+            def nll(t):
+                return -jnp.sum(weight * _per_person(_person_loglik, t, model, arrays, draws)[0])
+
+            value, grad = jax.value_and_grad(nll)(theta)
+        return jax.lax.psum((value, grad, s.T @ s), AXIS)
+
+    split = P(AXIS)
+    specs = (P(), split, split, split)
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P()))
+
+
+@functools.lru_cache(maxsize=64)
+def _hessian(model: MixedLogit, mesh: Mesh):
+    """The exact Hessian of the -LL: forward mode over the analytic gradient of
+    :func:`_program` (about twice as fast to compile and run as ``jax.hessian``'s
+    forward-over-reverse through the blocks of persons)."""
+    program = _program(model, mesh, "analytic")
+    return jax.jit(jax.jacfwd(lambda theta, *rest: program(theta, *rest)[1]))
+
+
+def _place(arrays, draws, mesh: Mesh):
+    """``(arrays, draws, weight)`` on ``mesh``, persons split along its axis, padded to a
+    multiple of its size with zero-weight copies of the first person (never dropped)."""
+    n = arrays.x.shape[0]
+    pad = (-n) % mesh.size
+
+    def padded(a):
+        a = np.asarray(a)
+        return np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) if pad else a
+
+    placed = (PanelArrays(*map(padded, arrays)), padded(draws), np.r_[np.ones(n), np.zeros(pad)])
+    return jax.device_put(placed, NamedSharding(mesh, P(AXIS)))
+
+
+def _objective(model, arrays, draws, gradient, mesh):
+    """``(fun, triple, placed)``: scipy's ``fun(theta) -> (-LL, gradient)``, the remembered
+    ``triple(theta) -> (-LL, gradient, S'S)`` (so that the BHHH start and the convergence
+    test reuse scipy's evaluations) and the data on the mesh."""
+    placed = _place(arrays, draws, mesh)
+    program = _program(model, mesh, gradient)
+    triple = Remembered(lambda th: tuple(to_host(x) for x in program(th, *placed)))
+    return lambda th: (float(triple(th)[0]), triple(th)[1]), triple, placed
+
+
+def fit(
+    model: MixedLogit,
+    data: PanelData,
+    *,
+    n_draws=None,
+    draws="halton",
+    seed=0,
+    start=None,
+    method="L-BFGS-B",
+    gradient="analytic",
+    gtol=1e-6,
+    ftol=1e-10,
+    maxiter=2000,
+    se=True,
+    mesh=None,
+) -> Result:
+    """Fit ``model`` to ``data`` by simulated maximum likelihood; returns a :class:`Result`.
+
+    ``draws``: ``"halton"`` (scrambled, the default for research), ``"pseudo"`` or
+    ``"xlogit-halton"`` (xlogit's own sequence, for comparisons), ``n_draws`` per person
+    and ``seed``; or an array ``(P, R, K_r)`` of standard normal draws. ``start``: a
+    vector in ``model.param_names`` order, ``None`` (zero means, 0.1 standard
+    deviations) or ``"mnl"`` (xlogit's default: the multinomial logit estimate).
+    ``method``: ``"L-BFGS-B"`` (xlogit's stopping rule: ``ftol`` 1e-10, ``gtol`` 1e-6 on
+    the total gradient) or ``"BFGS"`` (from the inverse BHHH matrix at the start).
+    ``gradient``: ``"analytic"`` (the per-person scores, one program with the value) or
+    ``"autodiff"``. ``se``: compute the Hessian and the BHHH matrix for standard errors
+    (timed apart, ``se_s``) when the fit converged. ``mesh``
+    (:func:`~.sharding.consumer_mesh`): the devices the persons are split over, one
+    program on each with the sums added; ``None`` is the mesh of one device, the same
+    code path.
+    """
+    require_x64()
+    for value, name, allowed in (
+        (method, "method", ("L-BFGS-B", "BFGS")),
+        (gradient, "gradient", ("analytic", "autodiff")),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    gtol, ftol = positive_number(gtol, "gtol"), positive_number(ftol, "ftol")
+    maxiter = positive_int(maxiter, "maxiter")
+    if not isinstance(data, PanelData):
+        raise TypeError(f"data must be a PanelData (build it with from_long), got {data!r:.60}")
+    if mesh is None:
+        mesh = consumer_mesh(jax.devices()[:1])
+    elif not isinstance(mesh, Mesh) or mesh.axis_names != (AXIS,):
+        raise TypeError(f"mesh must be a Mesh with the one axis {AXIS!r} (see consumer_mesh)")
+    draws, spec = _draws(model, data, n_draws, draws, seed)
+    theta0, arrays = _check(model, data, draws, _start(model, data, start))
+    theta0 = np.asarray(theta0, dtype=float)
+    t0 = time.perf_counter()
+    fun, triple, placed = _objective(model, arrays, draws, gradient, mesh)
+    fun(theta0)
+    options = {"gtol": gtol, "maxiter": maxiter}
+    if method == "BFGS":
+        options["hess_inv0"] = bhhh_start(triple(theta0)[2], model.param_names)
+    else:
+        options["ftol"] = ftol
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    counted = Counted(fun)
+    res = minimize(counted, theta0, jac=True, method=method, options=options)
+    run_s = time.perf_counter() - t0
+    value, grad, bhhh = triple(res.x)  # scipy's last evaluation is usually at res.x
+    success, message, crit = convergence(grad, bhhh, model.param_names, res.message)
+    success, message = finite_outcome(success, message, res.x, float(value))
+    t0 = time.perf_counter()
+    curvature = _curvature(model, mesh, placed, res.x, grad, bhhh, success, message, se)
+    return Result(
+        model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
+        data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
+        time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
+        data.persons_fingerprint,
+    )  # fmt: skip
+
+
+def _curvature(model, mesh, placed, theta, grad, bhhh, success, message, se):
+    """``(hessian, bhhh, cov_error)`` at the estimate: the matrices for standard errors, or
+    ``None`` and the reason there are none (see :func:`~.diagnostics.require_optimum`)."""
+    if not se:
+        return None, None, "not computed (se=False)"
+    if not success:
+        return None, None, f"the fit did not converge ({message})"
+    h = to_host(_hessian(model, mesh)(jnp.asarray(theta), *placed))
+    h = 0.5 * (h + h.T)
+    try:
+        require_optimum(grad, h, model.param_names)
+    except ValueError as exc:
+        return None, None, str(exc)
+    return h, bhhh, None

@@ -53,3 +53,37 @@ def test_elasticities_equal_finite_differences_of_the_probabilities(fitted):
     assert table.shape == (3, 3) and np.isfinite(table.to_numpy()).all()
     with pytest.raises(ValueError, match="attribute 'c' is not one of the model's"):
         ml.elasticities(res, data, "c")
+
+
+def test_moments_of_the_random_coefficients_against_simulation(fitted):
+    fit = fitted[2]  # with the identity as covariance, so the standard errors are by hand
+    res = ml.Result(**{**vars(fit), "hessian": np.eye(4), "bhhh": np.eye(4), "cov_error": None})
+    table = ml.moments(res, cov="hessian")
+    eta = np.random.default_rng(0).standard_normal(2_000_000)
+    m, s = res.theta[:2], np.abs(res.theta[2:])
+    normal, lognormal = m[0] + s[0] * eta, np.exp(m[1] + s[1] * eta)
+    for (name, _), draws in zip(table.index, (normal, lognormal), strict=True):
+        row = table.loc[name].iloc[0]
+        assert row["mean"] == pytest.approx(draws.mean(), rel=2e-3)
+        assert row["median"] == pytest.approx(np.median(draws), rel=2e-3)
+        assert row["sd"] == pytest.approx(draws.std(), rel=3e-3)
+        assert row["share > 0"] == pytest.approx((draws > 0).mean(), abs=2e-3)
+    # the standard errors are the delta method's with the given covariance (identity here)
+    assert table.loc[("a", "normal"), "se(mean)"] == pytest.approx(1.0)
+    assert table.loc[("b", "lognormal"), "se(median)"] == pytest.approx(np.exp(m[1]))
+
+
+def test_correlations_of_a_correlated_fit():
+    model = ml.MixedLogit(("a", "b"), {"a": "n", "b": "n"}, correlated=True)
+    chol = np.array([0.8, 0.3, 0.4])  # L = [[0.8, 0], [0.3, 0.4]]
+    res = ml.Result(
+        model, np.r_[1.0, -1.0, chol], True, "", -10.0, 20, 5, 1, 1, 0.0, 0.0, 0.0, 0.0,
+        "BFGS", {"kind": "halton", "n_draws": 5, "seed": 0}, np.eye(5), np.eye(5),
+    )  # fmt: skip
+    corr, se = ml.correlations(res, cov="hessian")
+    lower = np.array([[0.8, 0.0], [0.3, 0.4]])
+    sigma = lower @ lower.T
+    assert corr.loc["a", "b"] == pytest.approx(sigma[0, 1] / np.sqrt(sigma[0, 0] * sigma[1, 1]))
+    assert corr.loc["a", "a"] == 1.0 and se.loc["a", "b"] > 0
+    moments = ml.moments(res, cov="hessian")
+    assert moments.loc[("b", "normal"), "sd"] == pytest.approx(np.sqrt(sigma[1, 1]))

@@ -32,7 +32,9 @@ lines::
 :mod:`.model` (:class:`MixedLogit`), :mod:`.panel_data` (:func:`from_long`,
 :func:`load_electricity`, :func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel`
 (likelihood, analytic scores, WTP, conditional means), :mod:`.fitting` (:func:`fit`, on
-one device or a mesh of them), :mod:`.predict` (probabilities, elasticities), :mod:`.results`
+one device or a mesh of them), :mod:`.predict` (probabilities, elasticities),
+:mod:`.distribution` (the random coefficients' moments and correlations, with
+standard errors), :mod:`.results`
 (:class:`Result`, :func:`lr_test`), :mod:`.diagnostics` (the convergence and
 identification tests behind ``success``) and :mod:`.panel_peers` (the same fits in
 xlogit and jaxlogit). Chapter 6's model above is its special case with one random
@@ -58,6 +60,7 @@ from .data import (
     with_draws,
 )
 from .device_loop import fit_on_device
+from .distribution import correlations, moments
 from .estimate import (
     GRADIENTS,
     METHODS,
@@ -115,11 +118,13 @@ __all__ = [
     "PanelData",
     "Result",
     "conditional_means",
+    "correlations",
     "delta_method",
     "elasticities",
     "from_long",
     "lr_test",
     "mnl_start",
+    "moments",
     "predict",
     "load_electricity",
     "panel_draws",

@@ -259,3 +259,22 @@ def test_electricity_ours_equals_xlogit_on_identical_draws():
     at_theirs = float(pn.neg_loglik(theirs["theta"], model, data, draws))
     assert at_theirs == pytest.approx(theirs["neg_loglik"], rel=1e-12)  # the same objective
     assert -ours.loglik == pytest.approx(theirs["neg_loglik"], rel=1e-6)
+
+
+def test_padding_to_whole_blocks_leaves_the_likelihood_unchanged(monkeypatch):
+    from mlejax_helpers.mixed_logit import fitting
+    from mlejax_helpers.mixed_logit.sharding import consumer_mesh
+
+    monkeypatch.setattr(pn, "BLOCK_ELEMENTS", 7 * 4 * 4 * 30)  # blocks of 7: 40 -> 42 persons
+    model, df = _messy()
+    data = pdata.from_long(df, model, availability="avail", outside_option=True, **COLS)
+    draws = pdata.panel_draws(40, 30, 2, "pseudo", seed=1)
+    arrays, placed_draws, weight = fitting._place(data.arrays, draws, consumer_mesh())
+    block = pn.block_size(arrays.x.shape[0], 4, 4, 30)
+    assert arrays.x.shape[0] % block == 0 and weight.sum() == 40 < arrays.x.shape[0]
+    theta = default_start(model) + 0.1
+    program = fitting._program(model, consumer_mesh(), "analytic")
+    value, grad, _ = program(theta, arrays, placed_draws, weight)
+    ref_value, ref_grad = pn.value_and_grad(theta, model, data, draws)
+    assert float(value) == pytest.approx(float(ref_value), rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10)

@@ -26,7 +26,7 @@ from .data import require_x64
 from .diagnostics import convergence, require_optimum
 from .estimate import Counted, Remembered, bhhh_start, finite_outcome
 from .model import MixedLogit, default_start
-from .panel import _check, _per_person, _person_loglik, _person_scores
+from .panel import _check, _per_person, _person_loglik, _person_scores, block_size
 from .panel_data import PANEL_DRAW_KINDS, PanelArrays, PanelData, panel_draws
 from .results import Result
 from .sharding import AXIS, consumer_mesh, to_host
@@ -117,10 +117,13 @@ def _hessian(model: MixedLogit, mesh: Mesh):
 
 
 def _place(arrays, draws, mesh: Mesh):
-    """``(arrays, draws, weight)`` on ``mesh``, persons split along its axis, padded to a
-    multiple of its size with zero-weight copies of the first person (never dropped)."""
-    n = arrays.x.shape[0]
-    pad = (-n) % mesh.size
+    """``(arrays, draws, weight)`` on ``mesh``, persons split along its axis, padded with
+    zero-weight copies of the first person (never dropped) to whole blocks of
+    :func:`~.panel.block_size` on every device, so that ``lax.map`` compiles one body."""
+    n, t, j = arrays.dx.shape[:3]
+    local = -(-n // mesh.size)  # persons per device
+    block = block_size(local, t, j, draws.shape[1])
+    pad = mesh.size * block * -(-local // block) - n  # every device: whole blocks
 
     def padded(a):
         a = np.asarray(a)

@@ -89,12 +89,20 @@ def _person(theta, model, dx, avail, draws):
     return -jnp.sum(m + jnp.log(s), axis=0), e, s, d_eta
 
 
+def block_size(p: int, t: int, j: int, r: int) -> int:
+    """Persons per block: about :data:`BLOCK_ELEMENTS` ``(t, j, r)`` elements, evened out over
+    the blocks that ``p`` persons need (so a ``p`` padded to ``blocks x block`` persons, as
+    :func:`~.fitting.fit` pads, has no remainder for ``lax.map`` to compile a second body for)."""
+    most = max(1, min(p, BLOCK_ELEMENTS // (t * j * r)))
+    blocks = -(-p // most)
+    return -(-p // blocks)
+
+
 def _per_person(fn, theta, model, data, draws):
     """``fn(theta, model, dx, avail, draws)`` for every person, in blocks of about
     :data:`BLOCK_ELEMENTS` ``(t, j, r)`` elements (``lax.map``), so that the temporaries
     stay in cache."""
-    t, j, r = data.dx.shape[1], data.dx.shape[2], draws.shape[1]
-    block = max(1, min(data.dx.shape[0], BLOCK_ELEMENTS // (t * j * r)))
+    block = block_size(data.dx.shape[0], *data.dx.shape[1:3], draws.shape[1])
     rows = (data.dx, data.avail, draws)
     return jax.lax.map(lambda a: fn(theta, model, *a), rows, batch_size=block)
 

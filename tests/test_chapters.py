@@ -16,7 +16,7 @@ import pytest
 from nbmake.nb_run import NotebookRun
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CHAPTERS = sorted((ROOT / "notebooks").glob("[!.]*.ipynb"))  # not a copy left by a killed run
 SOLUTION = re.compile(r"^```\{solution\} (\S+)\n(.*?)^```$", re.S | re.M)
 pytestmark = pytest.mark.slow
 

@@ -37,10 +37,11 @@ def test_a_large_attribute_scale_never_reports_success_away_from_an_optimum():
     model = ml.MixedLogit(("a", "b"), {"a": "n"})
     df, data = _simulated(model, [1.0, -1.0, 0.5], persons=100)
     draws = pdata.panel_draws(100, 50, 1, "halton", seed=3)
-    for scale in (1e4, 1e6):
+    for scale in (1.0, 1e4, 1e6):
         big = pdata.from_long(df.assign(b=df.b * scale), model, **COLS)
         fit = ml.fit(model, big, draws=draws, se=False)  # L-BFGS-B: once "success" 0.65 above
         assert fit.success == (fit.scaled_gradient <= GRAD_TOL)
+        assert fit.success or scale > 1, fit.message  # in its own units it converges
         if not fit.success:
             assert "not converged: scaled gradient" in fit.message
             continue
@@ -192,9 +193,17 @@ def test_results_refuse_other_data_unnested_models_and_unconverged_fits(small_fi
     fixed = ml.MixedLogit(("a", "b"))
     logit = ml.fit(fixed, data, n_draws=10, se=False)
     assert ml.lr_test(logit, res).df == 1  # nested: a fixed coefficient is a zero sd
-    other = pdata.from_long(df.assign(b=df.b[::-1].to_numpy()), fixed, **COLS)
-    with pytest.raises(ValueError, match="fitted to different data"):
-        ml.lr_test(ml.fit(fixed, other, n_draws=10, se=False), res)
+    only_a = ml.MixedLogit(("a",), {"a": "n"})  # b dropped: data built for it, same choices
+    dropped = ml.fit(only_a, pdata.from_long(df, only_a, **COLS), n_draws=10, se=False)
+    assert ml.lr_test(dropped, res).df == 1
+    with pytest.raises(ValueError, match="simulated with other draws"):
+        ml.lr_test(dropped, ml.fit(model, data, n_draws=10, seed=3, se=False))
+    rescaled = pdata.from_long(df.assign(b=df.b * 2.0), fixed, **COLS)  # same choices
+    with pytest.raises(ValueError, match=r"attribute\(s\) \['b'\] hold other values"):
+        ml.lr_test(ml.fit(fixed, rescaled, n_draws=10, se=False), res)
+    _, data2 = _simulated(fixed, [1.0, -1.0], persons=60, seed=2)
+    with pytest.raises(ValueError, match="fitted to different choices"):
+        ml.lr_test(ml.fit(fixed, data2, n_draws=10, se=False), res)
     other_model = ml.MixedLogit(("a", "b"), {"a": "ln", "b": "n"})  # a lognormal, not normal
     with pytest.raises(ValueError, match="unrestricted must nest restricted"):
         ml.lr_test(res, ml.fit(other_model, data, n_draws=10, se=False))
@@ -237,6 +246,8 @@ def test_fit_arguments_are_checked_by_their_own_names(small_fit):
         ml.fit(model, data, n_draws=5, draws="sobol")
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         ml.fit(model, data, n_draws=5, seed=None)
+    with pytest.raises(ValueError, match="seed=4 has no use with draws given as an array"):
+        ml.fit(model, data, draws=np.zeros((60, 5, 1)), seed=4)
     with pytest.raises(ValueError, match="cov must be one of"):
         res.summary(cov="sandwich")
     with pytest.raises(TypeError, match="outside_option must be True or False"):

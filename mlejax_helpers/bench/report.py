@@ -107,7 +107,18 @@ def load(*paths) -> pd.DataFrame:
         raise ValueError(f"no records in {paths}")
     df = pd.DataFrame(rows)
     df["method"] = [_method(r) for r in df.itertuples()]
-    return df
+    return _without_resumed_interruptions(df)
+
+
+def _without_resumed_interruptions(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` less each ``"interrupted"`` record whose run (``key``, ``rep``) was measured
+    again later: a resume replaces it, so it is no run of its own."""
+    if "status" not in df or "key" not in df:
+        return df
+    rep = df["rep"].fillna(0) if "rep" in df else pd.Series(0, index=df.index)
+    run = df["key"].astype(str) + "/" + rep.astype(int).astype(str)
+    later = run.map(run.value_counts()) > 1
+    return df[~((df.status == "interrupted") & later)].reset_index(drop=True)
 
 
 METHOD_NAMES = {  # short column names for Table 2

@@ -9,6 +9,7 @@ are skipped, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -53,6 +54,21 @@ def _skip(cfg: Config, has_gpu: bool) -> str | None:
 
 
 CHILD = (sys.executable, "-m", "mlejax_helpers.bench.child")
+
+
+def _stop(proc) -> None:
+    """End the child and its process group (what it started too): SIGTERM, SIGKILL after
+    5 s; a child that already ended is only reaped."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _watch(proc, timeout, memory_limit) -> tuple[dict | None, int]:
@@ -121,9 +137,10 @@ def run_one(
     )
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
-            list(child), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, text=True
-        )
+        proc = subprocess.Popen(  # its own process group: stopped with everything it starts
+            list(child), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, text=True,
+            start_new_session=True,
+        )  # fmt: skip
         try:
             try:
                 proc.stdin.write(request)
@@ -132,13 +149,7 @@ def run_one(
                 pass  # the child ended before reading its request; its output says why
             killed, peak = _watch(proc, timeout, memory_limit)
         finally:  # stopped for any reason (a limit, Ctrl-C, SIGTERM): the child goes too
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            proc.wait()
+            _stop(proc)
         wall = time.monotonic() - start
         out.seek(0)
         err.seek(0)
@@ -155,6 +166,7 @@ class Terminated(Exception):
 
 
 def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up
     raise Terminated()
 
 

@@ -17,18 +17,14 @@ import jax.scipy.stats as jstats
 import numpy as np
 import pandas as pd
 
+from .model import cholesky
 from .panel import delta_method
 from .results import Result
 
 
 def _cov_matrix(theta, model):
     """:math:`\\Sigma = LL'` of the random coefficients' exponents ``(K_r, K_r)``."""
-    k, kr = len(model.attributes), len(model.random)
-    if model.correlated:
-        rows, cols = np.tril_indices(kr)
-        chol = jnp.zeros((kr, kr)).at[rows, cols].set(theta[k:])
-    else:
-        chol = jnp.diag(theta[k:])
+    chol = cholesky(theta, model)
     return chol @ chol.T
 
 

@@ -441,7 +441,11 @@ def fit(
     )
 
 
-def bhhh_start(a, names) -> np.ndarray:
+def bhhh_start(
+    a,
+    names,
+    remedy="change theta0, drop the parameter, or start from the identity (init='identity')",
+) -> np.ndarray:
     """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
     With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
@@ -455,8 +459,7 @@ def bhhh_start(a, names) -> np.ndarray:
         raise ValueError(
             f"BFGS's BHHH start needs a nonsingular S'S, but at theta0 parameter(s) {lost} have "
             "scores that are zero or collinear (not identified by these data, or a degenerate "
-            "start such as a zero standard deviation): change theta0, drop the parameter, "
-            "or start from the identity (init='identity')"
+            f"start such as a zero standard deviation): {remedy}"
         )
     h = np.linalg.inv(a)
     return 0.5 * (h + h.T)

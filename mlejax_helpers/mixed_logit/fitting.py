@@ -54,6 +54,8 @@ def _draws(model, data, n_draws, draws, seed):
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         array = panel_draws(data.n_persons, n_draws, len(model.random), draws, seed)
         return array, {"kind": draws, "n_draws": int(n_draws), "seed": int(seed)}
+    if seed != 0:
+        raise ValueError(f"seed={seed!r} has no use with draws given as an array: leave it out")
     array = as_float_array(draws, "draws", ndim=3)
     if array.shape[1] < 1:
         raise ValueError(f"draws must hold at least one draw per person, got shape {array.shape}")
@@ -88,19 +90,20 @@ def _program(model: MixedLogit, mesh: Mesh, gradient: str):
     """``jit((theta, arrays, draws, weight) -> (-LL, gradient, S'S))``: one pass over the
     persons, split over ``mesh`` (``shard_map``; a mesh of one device is the whole panel),
     each device's sums added by one ``psum``. ``S'S`` is the BHHH matrix of the per-person
-    scores ``S``; zero-weight persons are padding. Compiled once per model, mesh and shapes."""
+    scores ``S``; zero-weight persons are padding. With ``gradient="autodiff"`` it returns
+    ``(-LL, gradient)`` by ``jax.value_and_grad`` instead. Compiled once per model, mesh
+    and shapes."""
 
     def local(theta, arrays, draws, weight):
-        log_l, s = _per_person(_person_scores, theta, model, arrays, draws)
-        s = s * weight[:, None]
-        value, grad = -jnp.sum(weight * log_l), -jnp.sum(s, axis=0)
-        if gradient == "autodiff":
+        if gradient == "autodiff":  # (-LL, gradient) only: S'S comes from the analytic one
 
             def nll(t):
                 return -jnp.sum(weight * _per_person(_person_loglik, t, model, arrays, draws)[0])
 
-            value, grad = jax.value_and_grad(nll)(theta)
-        return jax.lax.psum((value, grad, s.T @ s), AXIS)
+            return jax.lax.psum(jax.value_and_grad(nll)(theta), AXIS)
+        log_l, s = _per_person(_person_scores, theta, model, arrays, draws)
+        s = s * weight[:, None]
+        return jax.lax.psum((-jnp.sum(weight * log_l), -jnp.sum(s, axis=0), s.T @ s), AXIS)
 
     split = P(AXIS)
     specs = (P(), split, split, split)
@@ -138,9 +141,17 @@ def _objective(model, arrays, draws, gradient, mesh):
     ``triple(theta) -> (-LL, gradient, S'S)`` (so that the BHHH start and the convergence
     test reuse scipy's evaluations) and the data on the mesh."""
     placed = _place(arrays, draws, mesh)
-    program = _program(model, mesh, gradient)
+    program = _program(model, mesh, "analytic")
     triple = Remembered(lambda th: tuple(to_host(x) for x in program(th, *placed)))
-    return lambda th: (float(triple(th)[0]), triple(th)[1]), triple, placed
+    if gradient == "analytic":
+        return lambda th: (float(triple(th)[0]), triple(th)[1]), triple, placed
+    autodiff = _program(model, mesh, "autodiff")
+
+    def fun(th):
+        value, grad = autodiff(th, *placed)
+        return float(to_host(value)), to_host(grad)
+
+    return fun, triple, placed
 
 
 def fit(
@@ -176,6 +187,8 @@ def fit(
     code path.
     """
     require_x64()
+    if not isinstance(model, MixedLogit):
+        raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
     for value, name, allowed in (
         (method, "method", ("L-BFGS-B", "BFGS")),
         (gradient, "gradient", ("analytic", "autodiff")),
@@ -198,7 +211,11 @@ def fit(
     fun(theta0)
     options = {"gtol": gtol, "maxiter": maxiter}
     if method == "BFGS":
-        options["hess_inv0"] = bhhh_start(triple(theta0)[2], model.param_names)
+        options["hess_inv0"] = bhhh_start(
+            triple(theta0)[2],
+            model.param_names,
+            "pass another start=, drop the parameter, or use method='L-BFGS-B'",
+        )
     else:
         options["ftol"] = ftol
     compile_s = time.perf_counter() - t0
@@ -215,7 +232,7 @@ def fit(
         model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
         data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
         time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
-        data.persons_fingerprint,
+        data.persons_fingerprint, data.choices_fingerprint, data.attribute_fingerprints,
     )  # fmt: skip
 
 

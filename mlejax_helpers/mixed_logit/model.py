@@ -111,17 +111,22 @@ class MixedLogit:
         return self.attributes + tuple(rest)
 
 
+def cholesky(theta, model: MixedLogit):
+    r"""``L`` ``(K_r, K_r)``: the random coefficients' exponents are :math:`m + L\eta`, with
+    covariance :math:`LL'` (diagonal, the standard deviations, unless ``correlated``)."""
+    k, kr = len(model.attributes), len(model.random)
+    if model.correlated:
+        rows, cols = np.tril_indices(kr)
+        return jnp.zeros((kr, kr)).at[rows, cols].set(theta[k:])
+    return jnp.diag(theta[k:])
+
+
 def random_coefficients(theta, model: MixedLogit, draws):
     r"""``(beta_r, d_eta)`` ``(..., K_r)`` for draws ``(..., K_r)``, e.g. ``(P, R, K_r)``: the
     random coefficients per draw, :math:`m_k + (L\eta)_k` or its exponential, and each
     one's derivative with respect to that exponent (1 for normal, ``beta`` for lognormal)."""
-    k, kr, idx = len(model.attributes), len(model.random), jnp.array(model.random_index, int)
-    if model.correlated:
-        rows, cols = np.tril_indices(kr)
-        chol = jnp.zeros((kr, kr)).at[rows, cols].set(theta[k:])
-    else:
-        chol = jnp.diag(theta[k:])
-    expo = theta[idx] + draws @ chol.T
+    idx = jnp.array(model.random_index, int)
+    expo = theta[idx] + draws @ cholesky(theta, model).T
     ln = jnp.asarray(model.lognormal)
     beta_r = jnp.where(ln, jnp.exp(jnp.where(ln, expo, 0.0)), expo)
     return beta_r, jnp.where(ln, beta_r, 1.0)

@@ -78,6 +78,19 @@ class PanelData:
         return _digest(self.persons_fingerprint, *self.arrays)
 
     @functools.cached_property
+    def choices_fingerprint(self) -> str:
+        """A hash of the choices alone (persons, situations, availability, what was chosen):
+        equal for data built from one DataFrame for models with other attributes."""
+        situations = np.asarray(self.situations).astype(str)
+        return _digest(self.persons_fingerprint, situations, self.arrays.avail, self.arrays.chosen)
+
+    @functools.cached_property
+    def attribute_fingerprints(self) -> dict:
+        """``{attribute: hash of its column}``, to check that two fits share a column."""
+        x = np.asarray(self.arrays.x)
+        return {a: _digest(x[..., k]) for k, a in enumerate(self.attributes)}
+
+    @functools.cached_property
     def persons_fingerprint(self) -> str:
         """A hash of the person ids, in order (which person gets which draws)."""
         return _digest(np.asarray(self.persons).astype(str))

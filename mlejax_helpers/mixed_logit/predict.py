@@ -40,8 +40,8 @@ def predict(result: Result, data: PanelData, draws=None) -> pd.DataFrame:
     r"""Simulated choice probabilities :math:`\check P_{ptj}`, one row per available
     alternative of every situation: columns ``person``, ``situation``, ``alternative``
     and ``probability`` (they sum to 1 within each situation). ``data`` may differ from
-    the fit's (a counterfactual) but must have as many persons when the draws are made
-    again from ``result.draws``."""
+    the fit's (a counterfactual) but must have the fit's persons, in its order, when the
+    draws are made again from ``result.draws`` (else pass ``draws``)."""
     draws = fit_draws(result, data, draws, need_success=True)
     theta, arrays = _check(result.model, data, draws, result.theta)
     prob = np.asarray(_per_person(_person_probabilities, theta, result.model, arrays, draws)[0])

@@ -12,7 +12,7 @@ per person). It saves to plain JSON and ``.npz`` (no pickle) and loads back.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,6 +64,8 @@ class Result:
     cov_error: str | None = None
     data_fingerprint: str = ""
     persons_fingerprint: str = ""
+    choices_fingerprint: str = ""
+    attribute_fingerprints: dict = field(default_factory=dict)
 
     @property
     def names(self) -> tuple:
@@ -142,10 +144,10 @@ class Result:
             raise ValueError(f"{name} (and its .npz) is not a saved Result: {exc}") from None
         k = len(result.model.param_names)
         shapes = {"theta": (k,), "hessian": (k, k), "bhhh": (k, k)}
-        for field, shape in shapes.items():
-            value = getattr(result, field)
+        for array, shape in shapes.items():
+            value = getattr(result, array)
             if value is not None and value.shape != shape:
-                raise ValueError(f"{name}: {field} has shape {value.shape}, the model {shape}")
+                raise ValueError(f"{name}: {array} has shape {value.shape}, the model {shape}")
         return result
 
 
@@ -190,8 +192,10 @@ def nests(big: MixedLogit, small: MixedLogit) -> bool:
 def lr_test(restricted: Result, unrestricted: Result) -> LRTest:
     """The likelihood-ratio test of ``restricted`` nested in ``unrestricted``.
 
-    Both must be converged fits to the same data (the same number of choice
-    situations), the unrestricted one with more parameters; a restricted fit with
+    Both must be converged fits to the same choices (the same persons, situations and
+    choices; the attributes may differ) with the same draws where both have random
+    coefficients, and the unrestricted model must nest the restricted one with more
+    parameters (:func:`nests`); a restricted fit with
     the higher log-likelihood means one of the two stopped at a worse local optimum,
     and is refused."""
     for name, r in (("restricted", restricted), ("unrestricted", unrestricted)):
@@ -199,8 +203,18 @@ def lr_test(restricted: Result, unrestricted: Result) -> LRTest:
             raise TypeError(f"{name} must be a Result, got {type(r).__name__}")
         if not r.success:
             raise ValueError(f"{name} did not converge: {r.message}")
-    if restricted.data_fingerprint != unrestricted.data_fingerprint:
-        raise ValueError("restricted and unrestricted were fitted to different data")
+    if restricted.choices_fingerprint != unrestricted.choices_fingerprint:
+        raise ValueError("restricted and unrestricted were fitted to different choices")
+    theirs = unrestricted.attribute_fingerprints
+    other = [a for a, h in restricted.attribute_fingerprints.items() if theirs.get(a, h) != h]
+    if other:
+        raise ValueError(f"attribute(s) {other} hold other values in the two fits' data")
+    if restricted.model.random and unrestricted.model.random:
+        if restricted.draws != unrestricted.draws:
+            raise ValueError(
+                f"restricted and unrestricted were simulated with other draws ({restricted.draws} "
+                f"and {unrestricted.draws}): their simulated likelihoods are not nested"
+            )
     df = len(unrestricted.theta) - len(restricted.theta)
     if df <= 0 or not nests(unrestricted.model, restricted.model):
         raise ValueError(

@@ -201,7 +201,7 @@ def _join_handshake(host, port, n, pid, timeout_s):
         try:
             with socket.create_connection((host, port), timeout=2.0) as conn:
                 conn.sendall((json.dumps({"process_id": pid, "num_processes": n}) + "\n").encode())
-                conn.settimeout(max(deadline - time.monotonic(), 1.0) + 10.0)
+                conn.settimeout(timeout_s + 10.0)  # process 0 may wait its whole timeout
                 answer = conn.makefile().readline().strip()
             break
         except OSError as exc:
@@ -228,12 +228,16 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
     whole process, with a C++ trace, on a set-up it cannot use), process 0 listens on
     ``port + 1`` and every other process reports its id and process count there:
     a count that disagrees with process 0's, a repeated id, or a process that does not
-    arrive within ``timeout_s`` seconds raises a ``RuntimeError`` in every process that
-    names the address and what was wrong. Progress is printed to standard error every
-    10 s while waiting. On CPU the collectives go through gloo.
+    arrive within ``timeout_s`` seconds raises a ``RuntimeError`` that names the address
+    and what was wrong, in process 0 and in every process that had reached the check
+    (one that arrives after process 0 gave up fails at its own timeout with "could not
+    reach"). Progress is printed to standard error every 10 s while waiting. On CPU the
+    collectives go through gloo.
     """
     num_processes = positive_int(num_processes, "num_processes")
     timeout_s = positive_int(timeout_s, "timeout_s")
+    if isinstance(process_id, np.integer):
+        process_id = int(process_id)
     if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be in 0..{num_processes - 1}, got {process_id!r}")
     if not isinstance(coordinator, str) or not coordinator.rpartition(":")[2].isdigit():

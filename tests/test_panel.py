@@ -4,6 +4,7 @@ import math
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 
@@ -11,20 +12,25 @@ from mlejax_helpers import mixed_logit as ml
 from mlejax_helpers.mixed_logit import panel as pn
 from mlejax_helpers.mixed_logit import panel_data as pdata
 from mlejax_helpers.mixed_logit.model import default_start
-from mlejax_helpers.mixed_logit.xlogit_bridge import VARNAMES, as_mixed_logit
+from mlejax_helpers.mixed_logit.panel_data import APARTMENT_ATTRIBUTES
+from mlejax_helpers.mixed_logit.xlogit_bridge import to_xlogit_long
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
 
 
 def test_chapter_6_model_is_a_special_case_to_1e_12():
     d = ml.simulate(300, 5, 7, seed=3)
-    model, data, draws = as_mixed_logit(d)  # outside option as an explicit all-zero row
-    assert model.param_names == (*VARNAMES, "sd.outdoor")
+    model, data, draws = ml.apartments(d)  # the outside option added by from_long
+    assert model.param_names == (*APARTMENT_ATTRIBUTES, "sd.outdoor")
+    x, y, ids, alts = to_xlogit_long(d)  # the outside option as an explicit all-zero row
+    df = pd.DataFrame(x, columns=model.attributes).assign(person=ids, situation=ids, alt=alts)
+    explicit = pdata.from_long(df.assign(choice=y), model, **COLS)
     for theta in (ml.THETA_TRUE, ml.THETA_START + 0.1):
-        value, grad = pn.value_and_grad(theta, model, data, draws)
         ch6_value, ch6_grad = ml.value_and_grad_analytic(theta, d)
-        assert float(value) == pytest.approx(float(ch6_value), rel=1e-12)
-        np.testing.assert_allclose(grad, ch6_grad, rtol=1e-10, atol=1e-10)
+        for one in (data, explicit):
+            value, grad = pn.value_and_grad(theta, model, one, draws)
+            assert float(value) == pytest.approx(float(ch6_value), rel=1e-12)
+            np.testing.assert_allclose(grad, ch6_grad, rtol=1e-10, atol=1e-10)
 
 
 def _messy():

@@ -140,10 +140,9 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
 
     from ..mixed_logit import panel
     from ..mixed_logit.estimate import value_grad_opg
-    from ..mixed_logit.xlogit_bridge import as_mixed_logit
     from ..timing import time_call
 
-    model, panel_data, draws = as_mixed_logit(data)
+    model, panel_data, draws = ml.apartments(data)
     theta, six = ml.THETA_TRUE, value_grad_opg(ml.default_chunk(data))
     dev, placed = jax.device_put(data), jax.device_put((panel_data.arrays, draws))
     general_value = jax.jit(panel.neg_loglik, static_argnums=1)

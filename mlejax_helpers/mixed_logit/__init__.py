@@ -92,7 +92,14 @@ from .likelihood import (
 )
 from .model import MixedLogit
 from .panel import conditional_means, delta_method, willingness_to_pay
-from .panel_data import PanelData, from_long, load_electricity, panel_draws, simulate_panel
+from .panel_data import (
+    PanelData,
+    apartments,
+    from_long,
+    load_electricity,
+    panel_draws,
+    simulate_panel,
+)
 from .predict import elasticities, predict
 from .results import Result, lr_test
 
@@ -115,6 +122,7 @@ def fit(model, *args, **options):
 
 __all__ = [
     "MixedLogit",
+    "apartments",
     "PanelData",
     "Result",
     "conditional_means",

@@ -33,6 +33,7 @@ ELECTRICITY_COLUMNS = {
     "alternative": "alt",
     "choice": "choice",
 }
+APARTMENT_ATTRIBUTES = ("inside", "log_sqft", "bathrooms", "bath_x_fam", "outdoor")
 XLOGIT_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 71, 73)
 
 
@@ -241,6 +242,23 @@ def from_long(
     arrays = PanelArrays(X, dx, A.astype(float), C)
     alternatives = (*alts.tolist(),) + (None,) * outside_option
     return PanelData(arrays, attributes, persons, situations, alternatives, len(sit_ids))
+
+
+def apartments(data):
+    """Chapter 6's apartments (a :class:`~.data.MixedLogitData`) as the one model:
+    ``(model, PanelData, draws (N, R, 1))``. The long rows are
+    :func:`~.likelihood.to_long_dataframe`'s without option 0, because ``from_long``'s
+    ``outside_option=True`` adds it back (utility 0, always available); ``bath_x_fam`` is
+    ``bathrooms x family_size``; ``outdoor`` is random normal. Parameters in
+    :data:`~.data.PARAM_NAMES`' order; the draws are the ones simulated with ``data``."""
+    from .likelihood import to_long_dataframe
+
+    long = to_long_dataframe(data)
+    long = long[long.alt > 0].assign(bath_x_fam=long.bathrooms * long.family_size)
+    model = MixedLogit(APARTMENT_ATTRIBUTES, {"outdoor": "n"})
+    columns = {"person": "id", "situation": "id", "alternative": "alt", "choice": "chosen"}
+    panel = from_long(long, model, outside_option=True, **columns)
+    return model, panel, np.asarray(data.draws)[:, :, None]
 
 
 def load_electricity() -> pd.DataFrame:

@@ -23,26 +23,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pandas as pd
 
 from .._validate import positive_int
 from .data import MixedLogitData, check_data, check_theta
 
 VARNAMES = ["const", "log_sqft", "bathrooms", "bath_x_fam", "outdoor"]
-
-
-def as_mixed_logit(data: MixedLogitData):
-    """Chapter 6's apartments as the one model, built by :func:`~.panel_data.from_long` from
-    the long layout below: ``(model, PanelData, draws (N, R, 1))``, one situation per person,
-    the outside option an explicit alternative of zero attributes, ``outdoor`` random."""
-    from .model import MixedLogit
-    from .panel_data import from_long
-
-    x, y, ids, alts = to_xlogit_long(data)
-    df = pd.DataFrame(x, columns=VARNAMES).assign(person=ids, situation=ids, alt=alts, choice=y)
-    model = MixedLogit(tuple(VARNAMES), {"outdoor": "n"})
-    cols = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
-    return model, from_long(df, model, **cols), np.asarray(data.draws)[:, :, None]
 
 
 def to_xlogit_long(data: MixedLogitData):

@@ -84,6 +84,12 @@ def test_correlations_of_a_correlated_fit():
     lower = np.array([[0.8, 0.0], [0.3, 0.4]])
     sigma = lower @ lower.T
     assert corr.loc["a", "b"] == pytest.approx(sigma[0, 1] / np.sqrt(sigma[0, 0] * sigma[1, 1]))
-    assert corr.loc["a", "a"] == 1.0 and se.loc["a", "b"] > 0
+    assert corr.loc["a", "a"] == pytest.approx(1.0) and se.loc["a", "b"] > 0
+    cov, cov_se = ml.covariances(res, cov="hessian")
+    np.testing.assert_allclose(cov.to_numpy(), sigma, rtol=1e-12)
+    # delta method with an identity covariance of (L00, L10, L11): hand derivatives
+    assert cov_se.loc["a", "a"] == pytest.approx(2 * 0.8)  # d L00^2 / d L00
+    assert cov_se.loc["a", "b"] == pytest.approx(np.hypot(0.3, 0.8))  # d L00 L10
+    assert cov_se.loc["b", "b"] == pytest.approx(2 * np.hypot(0.3, 0.4))  # d (L10^2 + L11^2)
     moments = ml.moments(res, cov="hessian")
     assert moments.loc[("b", "normal"), "sd"] == pytest.approx(np.sqrt(sigma[1, 1]))

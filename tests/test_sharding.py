@@ -71,10 +71,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_reproduce_the_single_process_likelihood():
+def test_two_processes_reproduce_the_single_process_fit():
+    """Chapter 8's model over two processes, each reading the same data: the mesh of both
+    processes' devices splits the persons, and both report the one-process fit."""
     port = str(free_port())
     cmd = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--coordinator", f"127.0.0.1:{port}"]
-    cmd += ["--num-processes", "2", "--consumers", "300", "--options", "5", "--draws", "6"]
+    cmd += ["--num-processes", "2", "--draws", "10"]
     procs = [
         subprocess.Popen(
             cmd + ["--process-id", str(pid)],
@@ -96,25 +98,21 @@ def test_two_processes_reproduce_the_single_process_likelihood():
         assert p.returncode == 0, err[-3000:]
         line = next(x for x in out.splitlines() if x.startswith("RESULT "))
         reports.append(json.loads(line[7:]))
-    parts = [ml.simulate(300, 5, 6, seed=pid) for pid in (0, 1)]  # what each process made
-    both = parts[0]._replace(
-        **{k: np.concatenate([getattr(p, k) for p in parts]) for k in parts[0]._fields[:6]}
-    )
-    import jax
-
-    value, grad = jax.jit(ml.value_and_grad_analytic)(ml.THETA_START, both)
-    single = ml.fit(both, gradient="analytic-fused", init="bhhh")
+    attrs = ml.panel_data.ELECTRICITY_ATTRIBUTES
+    model = ml.MixedLogit(attrs, {a: "n" for a in attrs})
+    data = ml.from_long(ml.load_electricity(), model, **ml.panel_data.ELECTRICITY_COLUMNS)
+    single = ml.fit(model, data, n_draws=10, draws="xlogit-halton")
+    assert single.success
     for r in reports:
-        assert r["devices"] == 2 and r["success"]
-        assert r["neg_loglik_start"] == pytest.approx(float(value), rel=1e-12)
-        np.testing.assert_allclose(r["gradient_start"], np.asarray(grad), rtol=1e-10, atol=1e-9)
-        np.testing.assert_allclose(r["theta"], single.theta, atol=1e-8)
-        assert r["neg_loglik"] == pytest.approx(single.neg_loglik, rel=1e-10)
+        assert r["devices"] == 2 and r["success"] and r["names"] == list(single.names)
+        assert r["loglik"] == pytest.approx(single.loglik, rel=1e-10)
+        np.testing.assert_allclose(r["theta"], single.theta, atol=1e-6)
+        np.testing.assert_allclose(r["se"], single.summary()["se"], rtol=1e-6)
 
 
 def _processes(*argsets, timeout=120):
     """Run ``python -m mlejax_helpers.mixed_logit`` once per argument list; ``(rc, stderr)``."""
-    base = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--consumers", "50"]
+    base = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--draws", "5"]
     procs = [
         subprocess.Popen(base + a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for a in argsets
@@ -159,6 +157,9 @@ def test_bad_set_ups_are_refused():
         start_processes("localhost", 2, 0)
     with pytest.raises(ValueError, match="numeric port"):
         start_processes("localhost:http", 2, 1)
+    for bad in ("gpu0", "0,,1", [0, 0], [-1], [True], []):
+        with pytest.raises(ValueError, match="local_device_ids must be"):
+            start_processes("127.0.0.1:1234", 2, 0, local_device_ids=bad)
     with pytest.raises(ValueError, match="weight must be >= 0"):
         ml.neg_loglik(ml.THETA_TRUE, d, -np.ones(20))
     assert to_host(np.ones(2)).shape == (2,)

@@ -60,7 +60,7 @@ from .data import (
     with_draws,
 )
 from .device_loop import fit_on_device
-from .distribution import correlations, moments
+from .distribution import correlations, covariances, moments
 from .estimate import (
     GRADIENTS,
     METHODS,
@@ -127,6 +127,7 @@ __all__ = [
     "Result",
     "conditional_means",
     "correlations",
+    "covariances",
     "delta_method",
     "elasticities",
     "from_long",

@@ -12,60 +12,74 @@ import json
 import os
 import sys
 
-import jax
-
-from .data import simulate
-from .estimate import THETA_START, fit
-from .likelihood import value_and_grad_analytic
-from .sharding import consumer_mesh, shard, start_processes, to_host
-
 
 def _from_env(name, fallback=None):
     return os.environ.get(f"MLEJAX_{name}") or (os.environ.get(fallback) if fallback else None)
 
 
-def main(argv=None) -> int:
-    """``python -m mlejax_helpers.mixed_logit``: one process of a distributed fit.
-
-    Every process simulates only its own consumers (seed + process id), the fit
-    runs over all of them, and each process prints the same estimate as a line
-    ``RESULT {json}``. Settings come from the flags or from the environment
-    (``MLEJAX_COORDINATOR``, ``MLEJAX_NUM_PROCESSES``, ``MLEJAX_PROCESS_ID``;
-    under SLURM, ``SLURM_NTASKS`` and ``SLURM_PROCID`` are used).
-    """
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlejax_helpers.mixed_logit")
     parser.add_argument("--coordinator", default=_from_env("COORDINATOR"), help="host:port")
     parser.add_argument(
         "--num-processes", type=int, default=_from_env("NUM_PROCESSES", "SLURM_NTASKS")
     )
     parser.add_argument("--process-id", type=int, default=_from_env("PROCESS_ID", "SLURM_PROCID"))
-    parser.add_argument("--consumers", type=int, default=10_000, help="per process")
-    parser.add_argument("--options", type=int, default=20)
-    parser.add_argument("--draws", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=100, help="draws per person")
     parser.add_argument(
         "--timeout", type=int, default=60, help="seconds to wait for the other processes"
     )
+    parser.add_argument(
+        "--local-device-ids",
+        default=_from_env("LOCAL_DEVICE_IDS"),
+        help="GPU ordinals this process drives, e.g. 0 (one GPU per SLURM task) or 0,1,2,3",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    """``python -m mlejax_helpers.mixed_logit``: one process of a distributed fit of chapter
+    8's model (Train's electricity panel, six independent normal coefficients, xlogit's
+    Halton draws).
+
+    Every process reads the same long data and calls the one ``ml.fit`` with the mesh of
+    every process's devices; each device computes the likelihood of its share of the
+    persons, and every process prints the same estimate as a line ``RESULT {json}``.
+    Settings come from the flags or from the environment (``MLEJAX_COORDINATOR``,
+    ``MLEJAX_NUM_PROCESSES``, ``MLEJAX_PROCESS_ID``, ``MLEJAX_LOCAL_DEVICE_IDS``; under
+    SLURM, ``SLURM_NTASKS`` and ``SLURM_PROCID`` are used).
+    """
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.coordinator is None or args.num_processes is None or args.process_id is None:
         parser.error("give --coordinator, --num-processes and --process-id (or MLEJAX_* vars)")
+    from .sharding import consumer_mesh, start_processes
+
     try:
-        start_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
+        start_processes(
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            args.timeout,
+            args.local_device_ids,
+        )
     except (RuntimeError, ValueError) as exc:  # a set-up error: one clear line, no trace
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    mine = simulate(args.consumers, args.options, args.draws, seed=args.seed + args.process_id)
-    mesh = consumer_mesh()
-    placed = shard(mine, mesh)
-    value, grad = jax.jit(value_and_grad_analytic)(THETA_START, placed.data, placed.weight)
-    res = fit(mine, gradient="analytic-fused", init="bhhh", mesh=mesh)
+    import jax
+
+    from . import MixedLogit, fit, from_long, load_electricity, panel_data
+
+    attributes = panel_data.ELECTRICITY_ATTRIBUTES
+    model = MixedLogit(attributes, {a: "n" for a in attributes})
+    data = from_long(load_electricity(), model, **panel_data.ELECTRICITY_COLUMNS)
+    res = fit(model, data, n_draws=args.draws, draws="xlogit-halton", mesh=consumer_mesh())
     report = {
-        "neg_loglik_start": float(to_host(value)),
-        "gradient_start": to_host(grad).tolist(),
         "process": jax.process_index(),
         "devices": jax.device_count(),
-        "neg_loglik": res.neg_loglik,
+        "loglik": res.loglik,
+        "names": list(res.names),
         "theta": res.theta.tolist(),
+        "se": res.summary()["se"].tolist() if res.success else None,
         "nit": res.nit,
         "success": res.success,
         "run_s": res.run_s,

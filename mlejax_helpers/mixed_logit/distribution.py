@@ -66,23 +66,40 @@ def moments(result: Result, cov: str = "robust") -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis(["coefficient", "distribution"])
 
 
-def correlations(result: Result, cov: str = "robust") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(correlation, se)``: the correlation matrix of the random coefficients' exponents
-    implied by the Cholesky factor, and the delta-method standard error of each entry
-    (zero off the diagonal for an uncorrelated model, which fixes them at zero)."""
+def _implied(result: Result, cov: str, entry) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(value, se)``: ``entry(theta, a, b)`` for every pair of random coefficients, and
+    its delta-method standard error, as symmetric ``(K_r, K_r)`` DataFrames."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
     model, v = result.model, result.cov(cov, name="cov")
     kr, names = len(model.random), [name for name, _ in model.random]
+    value, se = np.zeros((kr, kr)), np.zeros((kr, kr))
+    for a in range(kr):
+        for b in range(a + 1):
+            fn = lambda t: entry(t, a, b)  # noqa: B023, E731
+            value[a, b], se[a, b] = delta_method(fn, result.theta, v)
+            value[b, a], se[b, a] = value[a, b], se[a, b]
+    frame = lambda x: pd.DataFrame(x, index=names, columns=names)  # noqa: E731
+    return frame(value), frame(se)
+
+
+def covariances(result: Result, cov: str = "robust") -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""``(covariance, se)``: :math:`\Sigma = LL'`, the covariance matrix of the random
+    coefficients (of their exponents, for lognormal ones) implied by the fitted Cholesky
+    factor, and the delta-method standard error of each entry (``cov``: which of the
+    fit's covariances). An uncorrelated model has zeros off the diagonal, with SE 0."""
+    model = getattr(result, "model", None)
+    return _implied(result, cov, lambda t, a, b: _cov_matrix(t, model)[a, b])
+
+
+def correlations(result: Result, cov: str = "robust") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(correlation, se)``: the correlation matrix of the random coefficients' exponents
+    implied by the Cholesky factor, and the delta-method standard error of each entry
+    (ones with SE 0 on the diagonal; zero off it for an uncorrelated model)."""
+    model = getattr(result, "model", None)
 
     def corr(t, a, b):
         s = _cov_matrix(t, model)
         return s[a, b] / jnp.sqrt(s[a, a] * s[b, b])
 
-    value, se = np.eye(kr), np.zeros((kr, kr))
-    for a in range(kr):
-        for b in range(a):
-            value[a, b], se[a, b] = delta_method(lambda t: corr(t, a, b), result.theta, v)  # noqa: B023
-            value[b, a], se[b, a] = value[a, b], se[a, b]
-    frame = lambda x: pd.DataFrame(x, index=names, columns=names)  # noqa: E731
-    return frame(value), frame(se)
+    return _implied(result, cov, corr)

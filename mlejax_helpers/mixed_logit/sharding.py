@@ -221,7 +221,32 @@ def _join_handshake(host, port, n, pid, timeout_s):
         )
 
 
-def start_processes(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60):
+def _device_ids(ids):
+    """``None`` or a list of distinct non-negative ints (a string "0,1" is parsed)."""
+    if ids is None:
+        return None
+    if isinstance(ids, str):
+        parts = [p.strip() for p in ids.split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError(f"local_device_ids must be like '0' or '0,1,2,3', got {ids!r}")
+        ids = [int(p) for p in parts]
+    ok = isinstance(ids, (list, tuple)) and all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0 for i in ids
+    )
+    if not ok or not ids or len(set(ids)) != len(ids):
+        raise ValueError(
+            f"local_device_ids must be distinct non-negative GPU ordinals, got {ids!r}"
+        )
+    return [int(i) for i in ids]
+
+
+def start_processes(
+    coordinator: str,
+    num_processes: int,
+    process_id: int,
+    timeout_s: int = 60,
+    local_device_ids=None,
+):
     """``jax.distributed.initialize`` for CPU or GPU processes, after a check of the set-up.
 
     ``coordinator`` is ``"host:port"`` of process 0. Before JAX starts (JAX aborts the
@@ -233,8 +258,15 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
     (one that arrives after process 0 gave up fails at its own timeout with "could not
     reach"). Progress is printed to standard error every 10 s while waiting. On CPU the
     collectives go through gloo.
+
+    ``local_device_ids``: the ordinals, among the GPUs this process can see, that it
+    drives (JAX's argument of that name). ``None`` leaves JAX's choice; under SLURM
+    that is GPU ``SLURM_LOCALID``, right when every task of a node sees all of the
+    node's GPUs (``--gpus-per-node``), wrong with ``--gpus-per-task=1``, where each task
+    sees one GPU, ordinal 0, so pass ``[0]`` (jax-ml/jax#28194).
     """
     num_processes = positive_int(num_processes, "num_processes")
+    local_device_ids = _device_ids(local_device_ids)
     timeout_s = positive_int(timeout_s, "timeout_s")
     if isinstance(process_id, np.integer):
         process_id = int(process_id)
@@ -253,7 +285,11 @@ def start_processes(coordinator: str, num_processes: int, process_id: int, timeo
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
-            coordinator, num_processes, process_id, initialization_timeout=timeout_s
+            coordinator,
+            num_processes,
+            process_id,
+            local_device_ids=local_device_ids,
+            initialization_timeout=timeout_s,
         )
     except Exception as exc:  # JAX raises several kinds, all with long messages
         raise RuntimeError(

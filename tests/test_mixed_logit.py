@@ -275,7 +275,8 @@ assert r.success, r.message
 assert ml.neg_loglik(r.theta, d).dtype == np.float64
 jax.config.update("jax_enable_x64", False)
 for call in (lambda: ml.neg_loglik(r.theta, d), lambda: ml.fit(d),
-             lambda: ml.standard_errors(r.theta, d), lambda: ml.fit_on_device(d),
+             lambda: ml.standard_errors(r.theta, d),
+             lambda: ml.fit(*ml.apartments(d)[:2], n_draws=3, method="device"),
              lambda: ml.neg_loglik_on_draws(r.theta, d, d.draws)):
     try:
         call()

@@ -28,7 +28,9 @@ class Config:
     persistent compilation cache off, on in an empty folder, or on in a folder that
     another process filled by fitting the same configuration first. ``chunk`` ("" or
     "none"): ``fit``'s automatic chunking, or none. ``kind="device-loop"`` is
-    :func:`~mlejax_helpers.mixed_logit.device_loop.fit_on_device`. ``kind="sharding"``
+    the one estimator's ``method="device"`` (records before it existed: the former
+    ``fit_on_device``); ``kind="one"`` is ``ml.fit(model, data)`` on chapter 6's model with
+    ``solver`` as its ``method``. ``kind="sharding"``
     times one value and
     gradient on a mesh of ``devices`` forced host devices against the same on one
     device, interleaved in one process, then fits on the mesh.
@@ -63,6 +65,10 @@ class Config:
             return "pandas, finite differences"
         if self.kind == "jax-loop":
             return "jax.scipy BFGS, whole loop jitted"
+        if self.kind == "one":
+            return f"ml.fit(model, data), {self.solver}"
+        if self.kind == "device-loop" and self.solver == "device":
+            return "ml.fit(model, data), device"
         if self.kind == "device-loop":
             return "analytic-fused, BFGS from BHHH, whole loop on the device"
         if self.kind == "evaluation":
@@ -225,6 +231,21 @@ def headtohead():
     return rows
 
 
+def onefit():
+    """Issues 20 and 22: chapter 6's model through the one estimator, ``ml.fit(model, data)``
+    (the apartments built by ``from_long`` inside the timed call), with each of its
+    optimisers, against xlogit's default run and its two optimisers from our start, on
+    identical (xlogit's) draws; every record has the tool's import time."""
+    rows = []
+    for n in (10_000, 100_000):
+        same = {"n": n, "j": 20, "r": 12, "draws": "xlogit-halton"}
+        rows += [Config("onefit", "one", **same, solver=m) for m in ("L-BFGS-B", "BFGS")]
+        rows.append(Config("onefit", "device-loop", **same, solver="device"))
+        rows += [Config("onefit", "xlogit", **same, variant=v) for v in ("defaults", "ours")]
+        rows.append(Config("onefit", "xlogit", **same, variant="ours-bfgs"))
+    return rows
+
+
 def gpu():
     """Issue 12 on a GPU: N = 100,000 and 1,000,000 (J = 20, R = 12), the fastest path
     and the former default fit (autodiff, identity start), end to end (skipped without a GPU)."""
@@ -246,6 +267,20 @@ def realdata():
             Config("realdata", "panel-xlogit", r=r, solver="L-BFGS-B", **e),
             Config("realdata", "panel-jaxlogit", r=r, solver="L-BFGS-scipy", **e),
         ]
+    for r in (100, 600):  # xlogit's default optimiser (BFGS), from the common and its own start
+        rows += [
+            Config("realdata", "panel-xlogit", r=r, solver="BFGS", init=i, **e)
+            for i in ("identity", "mnl")
+        ]
+        rows += [
+            Config("realdata", "panel", r=r, gradient="analytic", solver=m, init=i, **e)
+            for m in ("BFGS", "device")
+            for i in ("identity", "mnl")
+            if (r, m, i) != (600, "BFGS", "identity")  # below, since the first run
+        ]
+        rows.append(
+            Config("realdata", "panel-jaxlogit", r=r, solver="L-BFGS-scipy", init="mnl", **e)
+        )
     rows += [
         Config("realdata", "panel", r=600, gradient="analytic", solver="BFGS", **e),
         Config("realdata", "panel", r=600, gradient="autodiff", solver="L-BFGS-B", **e),
@@ -295,6 +330,7 @@ SUITES = {
     "table4": table4,
     "beyond": beyond,
     "headtohead": headtohead,
+    "onefit": onefit,
     "sharding": sharding,
     "gpu": gpu,
     "realdata": realdata,
@@ -309,6 +345,7 @@ ALL = (
     "table4",
     "beyond",
     "headtohead",
+    "onefit",
     "sharding",
     "gpu",
     "realdata",

@@ -17,8 +17,8 @@ objective is :math:`-\sum_i \log \check P_i`. Parameters
 
 Modules: :mod:`.data` (simulation, validation, draws), :mod:`.likelihood`
 (JAX, NumPy and pandas likelihoods, analytic scores), :mod:`.estimate`
-(``fit`` and standard errors), :mod:`.device_loop` (``fit_on_device``: BFGS with the
-whole loop in one jitted program), :mod:`.xlogit_bridge` (the same model in xlogit).
+(``fit`` and standard errors), :mod:`.device_loop` (``fit(..., method="device")``: BFGS with
+the whole loop in one compiled program), :mod:`.xlogit_bridge` (the same model in xlogit).
 
 **The one estimator** (any attributes, normal or lognormal coefficients, optionally
 correlated, panels, availability, an outside option), from a long DataFrame in three
@@ -59,7 +59,6 @@ from .data import (
     simulate,
     with_draws,
 )
-from .device_loop import fit_on_device
 from .distribution import correlations, covariances, moments
 from .estimate import (
     GRADIENTS,
@@ -143,7 +142,6 @@ __all__ = [
     "METHODS",
     "THETA_START",
     "fit_jax_loop",
-    "fit_on_device",
     "fit_pandas",
     "default_chunk",
     "neg_loglik_chunked",

@@ -22,6 +22,7 @@ from jax.sharding import PartitionSpec as P
 from scipy.optimize import minimize
 
 from .._validate import as_float_array, as_vector, positive_int, positive_number
+from . import device_loop
 from .data import require_x64
 from .diagnostics import convergence, require_optimum
 from .estimate import Counted, Remembered, bhhh_start, finite_outcome
@@ -178,7 +179,9 @@ def fit(
     vector in ``model.param_names`` order, ``None`` (zero means, 0.1 standard
     deviations) or ``"mnl"`` (xlogit's default: the multinomial logit estimate).
     ``method``: ``"L-BFGS-B"`` (xlogit's stopping rule: ``ftol`` 1e-10, ``gtol`` 1e-6 on
-    the total gradient) or ``"BFGS"`` (from the inverse BHHH matrix at the start).
+    the total gradient), ``"BFGS"`` (from the inverse BHHH matrix at the start) or
+    ``"device"`` (the same BFGS with the whole loop one compiled program, stopping on the
+    convergence test itself: :mod:`.device_loop`; analytic gradient only).
     ``gradient``: ``"analytic"`` (the per-person scores, one program with the value) or
     ``"autodiff"``. ``se``: compute the Hessian and the BHHH matrix for standard errors
     (timed apart, ``se_s``) when the fit converged. ``mesh``
@@ -190,11 +193,13 @@ def fit(
     if not isinstance(model, MixedLogit):
         raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
     for value, name, allowed in (
-        (method, "method", ("L-BFGS-B", "BFGS")),
+        (method, "method", ("L-BFGS-B", "BFGS", "device")),
         (gradient, "gradient", ("analytic", "autodiff")),
     ):
         if value not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    if method == "device" and gradient != "analytic":
+        raise ValueError("method='device' runs the analytic program: leave gradient='analytic'")
     gtol, ftol = positive_number(gtol, "gtol"), positive_number(ftol, "ftol")
     maxiter = positive_int(maxiter, "maxiter")
     if not isinstance(data, PanelData):
@@ -208,6 +213,32 @@ def fit(
     theta0 = np.asarray(theta0, dtype=float)
     t0 = time.perf_counter()
     fun, triple, placed = _objective(model, arrays, draws, gradient, mesh)
+    if method == "device":
+        program, n = _program(model, mesh, "analytic"), data.n_persons
+        state, compile_s, run_s = device_loop.solve(program, placed, theta0, n, maxiter)
+        compile_s += time.perf_counter() - t0 - compile_s - run_s  # with placing the data
+        x, value, grad, bhhh = device_loop.totals(state, n)
+        said, nit, nfev = device_loop.outcome(state, n, maxiter), int(state.nit), int(state.nfev)
+    else:
+        x, said, nit, nfev, compile_s, run_s = _scipy(
+            fun, triple, theta0, model, t0, method, gtol, ftol, maxiter
+        )
+        value, grad, bhhh = triple(x)  # scipy's last evaluation is usually at x
+    success, message, crit = convergence(grad, bhhh, model.param_names, said)
+    success, message = finite_outcome(success, message, x, float(value))
+    t0 = time.perf_counter()
+    curvature = _curvature(model, mesh, placed, x, grad, bhhh, success, message, se)
+    return Result(
+        model, np.asarray(x, float), success, message, -float(value), data.n_situations,
+        data.n_persons, nit, nfev, crit, compile_s, run_s,
+        time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
+        data.persons_fingerprint, data.choices_fingerprint, data.attribute_fingerprints,
+    )  # fmt: skip
+
+
+def _scipy(fun, triple, theta0, model, t0, method, gtol, ftol, maxiter):
+    """scipy's ``minimize`` from ``theta0`` (its first evaluation, the compilation, counted
+    from ``t0``): ``(x, message, nit, nfev, compile_s, run_s)``."""
     fun(theta0)
     options = {"gtol": gtol, "maxiter": maxiter}
     if method == "BFGS":
@@ -222,18 +253,7 @@ def fit(
     t0 = time.perf_counter()
     counted = Counted(fun)
     res = minimize(counted, theta0, jac=True, method=method, options=options)
-    run_s = time.perf_counter() - t0
-    value, grad, bhhh = triple(res.x)  # scipy's last evaluation is usually at res.x
-    success, message, crit = convergence(grad, bhhh, model.param_names, res.message)
-    success, message = finite_outcome(success, message, res.x, float(value))
-    t0 = time.perf_counter()
-    curvature = _curvature(model, mesh, placed, res.x, grad, bhhh, success, message, se)
-    return Result(
-        model, np.asarray(res.x, float), success, message, -float(value), data.n_situations,
-        data.n_persons, int(res.nit), counted.calls, crit, compile_s, run_s,
-        time.perf_counter() - t0, method, spec, *curvature, data.fingerprint,
-        data.persons_fingerprint, data.choices_fingerprint, data.attribute_fingerprints,
-    )  # fmt: skip
+    return res.x, res.message, int(res.nit), counted.calls, compile_s, time.perf_counter() - t0
 
 
 def _curvature(model, mesh, placed, theta, grad, bhhh, success, message, se):

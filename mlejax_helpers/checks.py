@@ -196,21 +196,21 @@ def check_mixed_logit_likelihood(neg_loglik_fn, data=None) -> CheckResult:
     parameter vectors, including one with large utilities that overflow a
     naive ``exp``.
     """
-    from . import mixed_logit as ml
+    from . import apartments as apt
 
     check_callable(neg_loglik_fn, "neg_loglik_fn")
-    data = ml.simulate(200, 5, 6, seed=7) if data is None else data
+    data = apt.simulate(200, 5, 6, seed=7) if data is None else data
     res = CheckResult("check_mixed_logit_likelihood")
     thetas = {
-        "the true theta": ml.THETA_TRUE,
-        "theta = (0, 0, 0, 0, 0, 1)": ml.THETA_START,
-        "negative sigma (-1.5)": ml.THETA_TRUE * np.array([1, 1, 1, 1, 1, -1]),
+        "the true theta": apt.THETA_TRUE,
+        "theta = (0, 0, 0, 0, 0, 1)": apt.THETA_START,
+        "negative sigma (-1.5)": apt.THETA_TRUE * np.array([1, 1, 1, 1, 1, -1]),
         "large utilities (b0 = 800)": np.array([800.0, 1.0, 0.5, -0.1, 0.3, 1.5]),
     }
     for name, theta in thetas.items():
         ran, got = res._run(f"at {name}", neg_loglik_fn, theta.copy(), data)
         if ran:
             res._compare(
-                f"at {name}", float(np.asarray(got)), ml.neg_loglik_numpy(theta, data), rtol=1e-9
+                f"at {name}", float(np.asarray(got)), apt.neg_loglik_numpy(theta, data), rtol=1e-9
             )
     return res

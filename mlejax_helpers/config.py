@@ -94,3 +94,19 @@ def book_root(start=None) -> Path:
 def results_dir(start=None) -> Path:
     """The book's stored benchmark records: ``book_root(start) / "results"``."""
     return book_root(start) / "results"
+
+
+def require_x64() -> None:
+    """Raise unless JAX computes in float64 (``jax_enable_x64``).
+
+    Importing :mod:`mlejax_helpers.mixed_logit` (or :mod:`mlejax_helpers.apartments`)
+    switches float64 on; this catches a caller who switched it off again afterwards.
+    """
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "the mixed logit estimators compute in float64, but jax_enable_x64 is off: "
+            "call mlejax_helpers.config.enable_x64() (or "
+            "jax.config.update('jax_enable_x64', True)) before estimating"
+        )

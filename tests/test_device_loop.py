@@ -5,18 +5,20 @@ import jax
 import numpy as np
 import pytest
 
+from mlejax_helpers import apartments as apt
 from mlejax_helpers import mixed_logit as ml
+from mlejax_helpers.apartments.estimate import value_grad_opg
 from mlejax_helpers.mixed_logit import panel_data as pdata
 from mlejax_helpers.mixed_logit.diagnostics import GRAD_TOL
-from mlejax_helpers.mixed_logit.estimate import Remembered, value_grad_opg
+from mlejax_helpers.mixed_logit.fitting import Remembered
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
 
 
 @pytest.fixture(scope="module")
 def small():
-    d = ml.simulate(300, 5, 5, seed=4)
-    return d, ml.fit(d, gradient="autodiff", init="identity", gtol=1e-8)
+    d = apt.simulate(300, 5, 5, seed=4)
+    return d, apt.fit(d, gradient="autodiff", init="identity", gtol=1e-8)
 
 
 def _panel():
@@ -30,8 +32,8 @@ def _panel():
 @pytest.mark.parametrize("case", ["apartments", "panel"])
 def test_device_loop_reaches_the_scipy_optimum(case):
     if case == "apartments":
-        model, data, draws = ml.apartments(ml.simulate(300, 5, 5, seed=4))
-        spec = {"draws": draws, "start": ml.THETA_START}
+        model, data, draws = apt.to_mixed_logit(apt.simulate(300, 5, 5, seed=4))
+        spec = {"draws": draws, "start": apt.THETA_START}
     else:
         model, data = _panel()
         spec = {"n_draws": 50, "draws": "halton", "seed": 1}
@@ -48,7 +50,7 @@ def test_device_loop_reaches_the_scipy_optimum(case):
 
 
 def test_device_loop_says_when_it_stops_short():
-    model, data, draws = ml.apartments(ml.simulate(300, 5, 5, seed=4))
+    model, data, draws = apt.to_mixed_logit(apt.simulate(300, 5, 5, seed=4))
     res = ml.fit(model, data, draws=draws, method="device", maxiter=2)
     assert not res.success and res.nit == 2 and "maximum number of iterations" in res.message
     assert res.cov_error is not None  # no standard errors away from an optimum
@@ -63,10 +65,10 @@ def test_one_pass_gives_value_gradient_and_bhhh_matrix(small):
     th = ref.theta + 0.05
     value, grad, opg = jax.jit(value_grad_opg(None))(th, d, None)
     chunked = value_grad_opg(7)(th, d, None)
-    s = np.asarray(ml.scores_analytic(th, d))
+    s = np.asarray(apt.scores_analytic(th, d))
     for v, g, o in ((value, grad, opg), chunked):
-        assert float(v) == pytest.approx(float(ml.neg_loglik(th, d)), rel=1e-12)
-        np.testing.assert_allclose(g, jax.grad(ml.neg_loglik)(th, d), rtol=1e-9, atol=1e-9)
+        assert float(v) == pytest.approx(float(apt.neg_loglik(th, d)), rel=1e-12)
+        np.testing.assert_allclose(g, jax.grad(apt.neg_loglik)(th, d), rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(o, s.T @ s, rtol=1e-10)
 
 

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = """
 import importlib.metadata, os
 import mlejax_helpers, mlejax_helpers.mixed_logit as ml
+import mlejax_helpers.apartments as apt
 from mlejax_helpers import config
 assert "site" in mlejax_helpers.__file__ or os.environ["TARGET"] in mlejax_helpers.__file__
 assert importlib.metadata.version("mlejax-helpers") == mlejax_helpers.__version__
-r = ml.fit(ml.simulate(300, 4, 5))
+r = apt.fit(apt.simulate(300, 4, 5))
 assert r.success, r.message
 assert ml.load_electricity().shape == (17232, 10)  # package data travels with the wheel
 try:

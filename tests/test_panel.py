@@ -8,25 +8,26 @@ import pandas as pd
 import pytest
 import scipy.stats
 
+from mlejax_helpers import apartments as apt
 from mlejax_helpers import mixed_logit as ml
+from mlejax_helpers.apartments.likelihood import ATTRIBUTES as APARTMENT_ATTRIBUTES
+from mlejax_helpers.apartments.xlogit_bridge import to_xlogit_long
 from mlejax_helpers.mixed_logit import panel as pn
 from mlejax_helpers.mixed_logit import panel_data as pdata
 from mlejax_helpers.mixed_logit.model import default_start
-from mlejax_helpers.mixed_logit.panel_data import APARTMENT_ATTRIBUTES
-from mlejax_helpers.mixed_logit.xlogit_bridge import to_xlogit_long
 
 COLS = {"person": "person", "situation": "situation", "alternative": "alt", "choice": "choice"}
 
 
 def test_chapter_6_model_is_a_special_case_to_1e_12():
-    d = ml.simulate(300, 5, 7, seed=3)
-    model, data, draws = ml.apartments(d)  # the outside option added by from_long
+    d = apt.simulate(300, 5, 7, seed=3)
+    model, data, draws = apt.to_mixed_logit(d)  # the outside option added by from_long
     assert model.param_names == (*APARTMENT_ATTRIBUTES, "sd.outdoor")
     x, y, ids, alts = to_xlogit_long(d)  # the outside option as an explicit all-zero row
     df = pd.DataFrame(x, columns=model.attributes).assign(person=ids, situation=ids, alt=alts)
     explicit = pdata.from_long(df.assign(choice=y), model, **COLS)
-    for theta in (ml.THETA_TRUE, ml.THETA_START + 0.1):
-        ch6_value, ch6_grad = ml.value_and_grad_analytic(theta, d)
+    for theta in (apt.THETA_TRUE, apt.THETA_START + 0.1):
+        ch6_value, ch6_grad = apt.value_and_grad_analytic(theta, d)
         for one in (data, explicit):
             value, grad = pn.value_and_grad(theta, model, one, draws)
             assert float(value) == pytest.approx(float(ch6_value), rel=1e-12)

@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 
+from mlejax_helpers import apartments as apt
 from mlejax_helpers import mixed_logit as ml
+from mlejax_helpers.apartments import shard
 from mlejax_helpers.mixed_logit.sharding import (
     consumer_mesh,
     run_with_host_devices,
-    shard,
     start_processes,
     to_host,
 )
@@ -23,24 +24,25 @@ pytestmark = pytest.mark.slow  # subprocesses
 
 FOUR_DEVICES = """
 import numpy as np, jax
-import mlejax_helpers.mixed_logit as ml
-from mlejax_helpers.mixed_logit.sharding import consumer_mesh, shard, to_host
+import mlejax_helpers.apartments as apt
+from mlejax_helpers.apartments import shard
+from mlejax_helpers.mixed_logit.sharding import consumer_mesh, to_host
 assert len(jax.devices()) == 4
-d = ml.simulate(1001, 6, 8, seed=5)  # 1001 = 4 * 250 + 1: padding needed
-theta = ml.THETA_TRUE + 0.1
-v0, g0 = jax.jit(ml.value_and_grad_analytic)(theta, d)
+d = apt.simulate(1001, 6, 8, seed=5)  # 1001 = 4 * 250 + 1: padding needed
+theta = apt.THETA_TRUE + 0.1
+v0, g0 = jax.jit(apt.value_and_grad_analytic)(theta, d)
 placed = shard(d, consumer_mesh())
 assert placed.n == 1001 and placed.data.shape[0] == 1004
 assert len(placed.data.draws.sharding.device_set) == 4
-for fn in (ml.value_and_grad_analytic, jax.value_and_grad(ml.neg_loglik)):
+for fn in (apt.value_and_grad_analytic, jax.value_and_grad(apt.neg_loglik)):
     v, g = jax.jit(fn)(theta, placed.data, placed.weight)
     assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0)), (float(v), float(v0))
     np.testing.assert_allclose(to_host(g), g0, rtol=1e-12, atol=1e-9)
-one = ml.fit(d, gradient="analytic-fused", init="bhhh", gtol=1e-9)
-four = ml.fit(d, gradient="analytic-fused", init="bhhh", gtol=1e-9, mesh=consumer_mesh())
+one = apt.fit(d, gradient="analytic-fused", init="bhhh", gtol=1e-9)
+four = apt.fit(d, gradient="analytic-fused", init="bhhh", gtol=1e-9, mesh=consumer_mesh())
 np.testing.assert_allclose(four.theta, one.theta, rtol=0, atol=1e-8)
 assert four.success and abs(four.neg_loglik - one.neg_loglik) < 1e-8 * one.neg_loglik
-auto = ml.fit(d, gradient="autodiff", mesh=consumer_mesh())
+auto = apt.fit(d, gradient="autodiff", mesh=consumer_mesh())
 np.testing.assert_allclose(auto.theta, one.theta, atol=1e-5)
 print("four devices agree")
 """
@@ -51,18 +53,18 @@ def test_four_devices_give_the_single_device_likelihood_gradient_and_fit():
 
 
 def test_padding_leaves_the_likelihood_unchanged():
-    d = ml.simulate(37, 4, 5, seed=2)
+    d = apt.simulate(37, 4, 5, seed=2)
     placed = shard(d, consumer_mesh())
     assert placed.n == 37
-    theta = ml.THETA_TRUE - 0.2
-    padded = ml.neg_loglik(theta, placed.data, placed.weight)
-    assert float(padded) == pytest.approx(float(ml.neg_loglik(theta, d)), rel=1e-14)
-    from mlejax_helpers.mixed_logit.sharding import _padded
+    theta = apt.THETA_TRUE - 0.2
+    padded = apt.neg_loglik(theta, placed.data, placed.weight)
+    assert float(padded) == pytest.approx(float(apt.neg_loglik(theta, d)), rel=1e-14)
+    from mlejax_helpers.apartments.placement import _padded
 
     bigger, weight = _padded(d, 40)
     assert bigger.shape[0] == 40 and weight.sum() == 37
-    assert float(ml.neg_loglik(theta, bigger, weight)) == pytest.approx(float(padded), rel=1e-14)
-    assert float(ml.neg_loglik(theta, bigger)) != pytest.approx(float(padded), rel=1e-6)
+    assert float(apt.neg_loglik(theta, bigger, weight)) == pytest.approx(float(padded), rel=1e-14)
+    assert float(apt.neg_loglik(theta, bigger)) != pytest.approx(float(padded), rel=1e-6)
 
 
 def free_port():
@@ -146,11 +148,11 @@ def test_bad_distributed_set_ups_end_with_a_clear_error_never_a_hang_or_abort():
 
 
 def test_bad_set_ups_are_refused():
-    d = ml.simulate(20, 3, 2)
+    d = apt.simulate(20, 3, 2)
     with pytest.raises(TypeError, match="mesh must be a Mesh"):
         shard(d, "all")
     with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh"):
-        ml.fit(d, mesh=4)
+        apt.fit(d, mesh=4)
     with pytest.raises(ValueError, match="process_id must be in 0..1"):
         start_processes("127.0.0.1:1234", 2, 2)
     with pytest.raises(ValueError, match="coordinator must be 'host:port'"):
@@ -161,7 +163,7 @@ def test_bad_set_ups_are_refused():
         with pytest.raises(ValueError, match="local_device_ids must be"):
             start_processes("127.0.0.1:1234", 2, 0, local_device_ids=bad)
     with pytest.raises(ValueError, match="weight must be >= 0"):
-        ml.neg_loglik(ml.THETA_TRUE, d, -np.ones(20))
+        apt.neg_loglik(apt.THETA_TRUE, d, -np.ones(20))
     assert to_host(np.ones(2)).shape == (2,)
 
 

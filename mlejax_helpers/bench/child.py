@@ -25,8 +25,8 @@ from .suites import Config
 SLOW_S = 30.0  # a fit slower than this is not repeated
 
 
-def _fit_mlejax(cfg, data, ml):
-    return ml.fit(
+def _fit_mlejax(cfg, data, apt):
+    return apt.fit(
         data,
         gradient=cfg.gradient,
         jit=(cfg.jit_loglik, cfg.jit_grad),
@@ -37,13 +37,15 @@ def _fit_mlejax(cfg, data, ml):
     )
 
 
-def _fit_one(cfg, data, ml):
+def _fit_one(cfg, data, apt):
     """The one estimator, ``ml.fit(model, data)``, on chapter 6's apartments built by
     ``from_long`` (inside the timed call), on the data's own draws, from ``THETA_START``:
     ``cfg.solver`` "L-BFGS-B", "BFGS" or "device" (``kind="device-loop"`` is "device")."""
-    model, apartments, draws = ml.apartments(data)
+    from ..mixed_logit import fit
+
+    model, apartments, draws = apt.to_mixed_logit(data)
     method = "device" if cfg.kind == "device-loop" else cfg.solver
-    f = ml.fit(model, apartments, draws=draws, start=ml.THETA_START, method=method, se=False)
+    f = fit(model, apartments, draws=draws, start=apt.THETA_START, method=method, se=False)
     return {
         "theta": f.theta,
         "neg_loglik": -f.loglik,
@@ -57,20 +59,20 @@ def _fit_one(cfg, data, ml):
     }
 
 
-def _fit_pandas(cfg, data, ml):
-    return ml.fit_pandas(data, gtol=cfg.gtol)
+def _fit_pandas(cfg, data, apt):
+    return apt.fit_pandas(data, gtol=cfg.gtol)
 
 
-def _fit_jax_loop(cfg, data, ml):
-    return ml.fit_jax_loop(data, gtol=cfg.gtol)
+def _fit_jax_loop(cfg, data, apt):
+    return apt.fit_jax_loop(data, gtol=cfg.gtol)
 
 
-def _fit_xlogit(cfg, data, ml):
-    from ..mixed_logit.xlogit_bridge import fit_xlogit
+def _fit_xlogit(cfg, data, apt):
+    from ..apartments.xlogit_bridge import fit_xlogit
 
     ours = cfg.variant.startswith("ours")
     method = "BFGS" if cfg.variant in ("defaults", "ours-bfgs") else "L-BFGS-B"
-    r = fit_xlogit(data, ml.THETA_START if ours else None, optim_method=method, skip_std_errs=True)
+    r = fit_xlogit(data, apt.THETA_START if ours else None, optim_method=method, skip_std_errs=True)
     return {
         "theta": r["theta"],
         "neg_loglik": None,
@@ -104,7 +106,7 @@ FITTERS = {
 }
 
 
-def measure_evaluations(data, ml, repeats: int = 30) -> dict:
+def measure_evaluations(data, apt, repeats: int = 30) -> dict:
     """Median seconds of one jitted evaluation of the function, of each gradient, and of
     what the default ``fit(data)`` evaluates per iteration (value, gradient and BHHH matrix
     in one pass, chunked as ``fit`` chunks)."""
@@ -113,16 +115,16 @@ def measure_evaluations(data, ml, repeats: int = 30) -> dict:
     from ..timing import time_call
 
     dev = jax.device_put(data)
-    theta = ml.THETA_TRUE
-    from ..mixed_logit.estimate import value_grad_opg
+    theta = apt.THETA_TRUE
+    from ..apartments.estimate import value_grad_opg
 
-    default = value_grad_opg(ml.default_chunk(data))  # what fit(data) evaluates per iteration
+    default = value_grad_opg(apt.default_chunk(data))  # what fit(data) evaluates per iteration
     fns = {
-        "value": jax.jit(ml.neg_loglik),
+        "value": jax.jit(apt.neg_loglik),
         "value_grad_opg_default": jax.jit(lambda th, d: default(th, d, None)),
-        "value_and_grad_autodiff": jax.jit(jax.value_and_grad(ml.neg_loglik)),
-        "value_and_grad_analytic": jax.jit(ml.value_and_grad_analytic),
-        "grad_analytic": jax.jit(ml.grad_analytic),
+        "value_and_grad_autodiff": jax.jit(jax.value_and_grad(apt.neg_loglik)),
+        "value_and_grad_analytic": jax.jit(apt.value_and_grad_analytic),
+        "grad_analytic": jax.jit(apt.grad_analytic),
     }
     med = {k: time_call(f, theta, dev, repeats=repeats).median_s for k, f in fns.items()}
     out = {f"eval_s_{k}": v for k, v in med.items()}
@@ -145,7 +147,7 @@ def _timings(out: dict, message: str) -> dict:
     }
 
 
-def measure_kernels(data, ml, repeats: int = 15) -> dict:
+def measure_kernels(data, apt, repeats: int = 15) -> dict:
     """Issue 20: chapter 6's specialised kernel against the one general kernel (chapter 6's
     apartments built as a ``MixedLogit`` by ``from_long``), on the same data and draws: the
     median seconds of what each ``fit`` evaluates per iteration (value, gradient and the
@@ -153,18 +155,18 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
     far apart their values and gradients are."""
     import jax
 
+    from ..apartments.estimate import value_grad_opg
     from ..mixed_logit import panel
-    from ..mixed_logit.estimate import value_grad_opg
     from ..timing import time_call
 
-    model, panel_data, draws = ml.apartments(data)
-    theta, six = ml.THETA_TRUE, value_grad_opg(ml.default_chunk(data))
+    model, panel_data, draws = apt.to_mixed_logit(data)
+    theta, six = apt.THETA_TRUE, value_grad_opg(apt.default_chunk(data))
     dev, placed = jax.device_put(data), jax.device_put((panel_data.arrays, draws))
     general_value = jax.jit(panel.neg_loglik, static_argnums=1)
     general = jax.jit(panel.value_and_scores, static_argnums=1)
     calls = {
         "ch6_value_grad_opg": (jax.jit(lambda th, d: six(th, d, None)), (theta, dev)),
-        "ch6_value": (jax.jit(ml.neg_loglik), (theta, dev)),
+        "ch6_value": (jax.jit(apt.neg_loglik), (theta, dev)),
         "general_value_and_scores": (general, (theta, model, *placed)),
         "general_value": (general_value, (theta, model, *placed)),
     }
@@ -182,23 +184,24 @@ def measure_kernels(data, ml, repeats: int = 15) -> dict:
     return _timings(out, "kernel timings")
 
 
-def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dict:
+def measure_sharding(cfg, data, apt, rounds: int = 9, per_round: int = 10) -> dict:
     """One value and gradient on the mesh of every device against the same on one device,
     interleaved (``rounds`` x ``per_round`` calls each), then one fit on the mesh."""
     import jax
 
-    from ..mixed_logit.sharding import consumer_mesh, shard
+    from ..apartments import shard
+    from ..mixed_logit.sharding import consumer_mesh
     from ..timing import time_call
 
-    vg = jax.jit(ml.value_and_grad_analytic)
-    theta, one = ml.THETA_TRUE, jax.device_put(data, jax.devices()[0])
+    vg = jax.jit(apt.value_and_grad_analytic)
+    theta, one = apt.THETA_TRUE, jax.device_put(data, jax.devices()[0])
     placed = shard(data, consumer_mesh())
     vg(theta, one), vg(theta, placed.data, placed.weight)  # compile both first
     single, mesh = [], []
     for _ in range(rounds):  # interleaved, so that drift hits both alike
         single.append(time_call(vg, theta, one, repeats=per_round).median_s)
         mesh.append(time_call(vg, theta, placed.data, placed.weight, repeats=per_round).median_s)
-    res = ml.fit(data, gradient=cfg.gradient, init=cfg.init, gtol=cfg.gtol, mesh=consumer_mesh())
+    res = apt.fit(data, gradient=cfg.gradient, init=cfg.init, gtol=cfg.gtol, mesh=consumer_mesh())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "devices_seen": jax.device_count(),
@@ -223,24 +226,24 @@ def measure_sharding(cfg, data, ml, rounds: int = 9, per_round: int = 10) -> dic
     }
 
 
-def _chunk_used(cfg, data, ml) -> int | None:
+def _chunk_used(cfg, data, apt) -> int | None:
     """Consumers per chunk in the fit (None: unchunked, or not our JAX code)."""
     if cfg.kind not in ("mlejax", "device-loop") or cfg.chunk == "none":
         return None
     if cfg.gradient == "analytic-numpy":
         return None
-    return ml.default_chunk(data)
+    return apt.default_chunk(data)
 
 
-def _max_abs_z(theta, data, ml) -> float:
+def _max_abs_z(theta, data, apt) -> float:
     """``max_k |theta_k - truth_k| / SE_k`` with BHHH standard errors at ``theta`` (cheap:
     per-consumer scores only); NaN where the outer product is singular."""
     import jax
 
     theta = np.r_[theta[:5], abs(theta[5])]
-    chunk = ml.default_chunk(data)
+    chunk = apt.default_chunk(data)
     s = np.asarray(
-        jax.jit(lambda t, d: ml.likelihood.log_p_and_scores(t, d, chunk)[1])(theta, data)
+        jax.jit(lambda t, d: apt.likelihood.log_p_and_scores(t, d, chunk)[1])(theta, data)
     )
     try:
         se = np.sqrt(np.diag(np.linalg.inv(s.T @ s)))
@@ -357,11 +360,13 @@ PEER_MODULES = {"xlogit": "xlogit", "panel-xlogit": "xlogit", "panel-jaxlogit": 
 def _import_tool(cfg: Config) -> float:
     """Seconds to import the tool ``cfg`` runs, first thing in this fresh process after
     NumPy (which every tool needs and this module loaded): xlogit, jaxlogit, or JAX with
-    this package's estimator."""
+    this package's estimator (the one estimator, or chapter 6's kernel for the paper's
+    variants)."""
     import importlib
 
     t0 = time.perf_counter()
-    importlib.import_module(PEER_MODULES.get(cfg.kind, "mlejax_helpers.mixed_logit"))
+    ours = "mixed_logit" if cfg.kind in ("one", "device-loop", "panel") else "apartments"
+    importlib.import_module(PEER_MODULES.get(cfg.kind, f"mlejax_helpers.{ours}"))
     return time.perf_counter() - t0
 
 
@@ -385,28 +390,28 @@ def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
 def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
     if cfg.kind.startswith("panel"):
         return measure_electricity(cfg, repeats)
-    from .. import mixed_logit as ml
+    from .. import apartments as apt
 
-    data = ml.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
+    data = apt.simulate(cfg.n, cfg.j, cfg.r, seed=cfg.seed, draws=cfg.draws)
     if cfg.kind == "evaluation":
-        return measure_evaluations(data, ml)
+        return measure_evaluations(data, apt)
     if cfg.kind == "kernels":
-        return measure_kernels(data, ml)
+        return measure_kernels(data, apt)
     if cfg.kind == "sharding":
-        return measure_sharding(cfg, data, ml)
+        return measure_sharding(cfg, data, apt)
     runs = []
     for _ in range(repeats):  # end to end: set-up, compilation and the fit
-        runs.append(_timed(lambda: FITTERS[cfg.kind](cfg, data, ml)))
+        runs.append(_timed(lambda: FITTERS[cfg.kind](cfg, data, apt)))
         if runs[-1]["run_s"] > SLOW_S:
             break
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     last = runs[-1]
     theta = np.asarray(last["theta"], dtype=float)
     err = np.abs(np.r_[theta[:5], abs(theta[5])] - data.theta_true)
-    common = ml.make_draws(cfg.n, common_draws, "pseudo", seed=4242)  # fast; one set for all
+    common = apt.make_draws(cfg.n, common_draws, "pseudo", seed=4242)  # fast; one set for all
     chunk = max(1, int(2e7 // (cfg.n * cfg.j)))  # draws per chunk: about 2e7 elements a chunk
     if last["neg_loglik"] is None:  # on our draws, after the peak memory was read
-        last["neg_loglik"] = ml.neg_loglik_on_draws(theta, data, data.draws, chunk=chunk)
+        last["neg_loglik"] = apt.neg_loglik_on_draws(theta, data, data.draws, chunk=chunk)
     times = np.array([r["run_s"] for r in runs])
     ends = np.array([r["end_to_end_s"] for r in runs])
     out = {k: v for k, v in last.items() if k not in ("theta", "run_s", "end_to_end_s", "cpu_s")}
@@ -424,9 +429,9 @@ def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
         repeats_done=len(runs),
         max_abs_error=float(err.max()),
         sigma_hat=float(abs(theta[5])),
-        max_abs_z_bhhh=_max_abs_z(theta, data, ml),
-        chunk=_chunk_used(cfg, data, ml),
-        neg_loglik_common=ml.neg_loglik_on_draws(theta, data, common, chunk=chunk),
+        max_abs_z_bhhh=_max_abs_z(theta, data, apt),
+        chunk=_chunk_used(cfg, data, apt),
+        neg_loglik_common=apt.neg_loglik_on_draws(theta, data, common, chunk=chunk),
         common_draws=common_draws,
         peak_rss_bytes=int(peak_rss),
         bytes_njr=8 * cfg.n * cfg.j * cfg.r,

@@ -278,9 +278,6 @@ def realdata():
             for i in ("identity", "mnl")
             if (r, m, i) != (600, "BFGS", "identity")  # below, since the first run
         ]
-        rows.append(
-            Config("realdata", "panel-jaxlogit", r=r, solver="L-BFGS-scipy", init="mnl", **e)
-        )
     rows += [
         Config("realdata", "panel", r=600, gradient="analytic", solver="BFGS", **e),
         Config("realdata", "panel", r=600, gradient="autodiff", solver="L-BFGS-B", **e),

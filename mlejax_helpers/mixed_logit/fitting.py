@@ -22,15 +22,73 @@ from jax.sharding import PartitionSpec as P
 from scipy.optimize import minimize
 
 from .._validate import as_float_array, as_vector, positive_int, positive_number
+from ..config import require_x64
 from . import device_loop
-from .data import require_x64
-from .diagnostics import convergence, require_optimum
-from .estimate import Counted, Remembered, bhhh_start, finite_outcome
+from .diagnostics import convergence, require_optimum, unidentified
 from .model import MixedLogit, default_start
 from .panel import _check, _per_person, _person_loglik, _person_scores, block_size
 from .panel_data import PANEL_DRAW_KINDS, PanelArrays, PanelData, panel_draws
 from .results import Result
 from .sharding import AXIS, consumer_mesh, to_host
+
+
+class Remembered:
+    """``fn(theta)`` that returns its last result again for the same ``theta`` (so the BHHH
+    start's evaluation also serves scipy's first call); ``forget()`` drops it."""
+
+    def __init__(self, fn):
+        self.fn, self.theta, self.out = fn, None, None
+
+    def __call__(self, theta):
+        theta = np.asarray(theta, dtype=float)
+        if self.theta is None or not np.array_equal(theta, self.theta):
+            self.theta, self.out = theta.copy(), self.fn(theta)
+        return self.out
+
+    def forget(self):
+        self.theta = None
+
+
+class Counted:
+    """``fn`` with a count of its calls (``calls``)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def finite_outcome(success, message, theta, total) -> tuple[bool, str]:
+    """``success`` and ``message``, with success withdrawn for a non-finite optimum."""
+    if np.isfinite(total) and np.all(np.isfinite(theta)):
+        return bool(success), str(message)
+    return False, f"non-finite optimum (-LL = {total}, theta = {theta}); scipy said: {message}"
+
+
+def bhhh_start(
+    a,
+    names,
+    remedy="change theta0, drop the parameter, or start from the identity (init='identity')",
+) -> np.ndarray:
+    """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
+
+    With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
+    from the per-consumer scores ``S``, this is BFGS's BHHH start (as in xlogit).
+    A singular ``a`` (some parameter's scores all zero, or collinear) is refused with
+    the names of the parameters that are not identified at the start.
+    """
+    a = np.asarray(a, dtype=float)
+    lost = unidentified(a, names)
+    if lost or not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"BFGS's BHHH start needs a nonsingular S'S, but at theta0 parameter(s) {lost} have "
+            "scores that are zero or collinear (not identified by these data, or a degenerate "
+            f"start such as a zero standard deviation): {remedy}"
+        )
+    h = np.linalg.inv(a)
+    return 0.5 * (h + h.T)
 
 
 def mnl_start(model: MixedLogit, data: PanelData) -> np.ndarray:
@@ -191,7 +249,13 @@ def fit(
     """
     require_x64()
     if not isinstance(model, MixedLogit):
-        raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}")
+        hint = (
+            ": chapter 6's data; fit it with mlejax_helpers.apartments.fit(data), or build "
+            "the one model with apartments.to_mixed_logit(data)"
+            if type(model).__name__ == "MixedLogitData"
+            else ""
+        )
+        raise TypeError(f"model must be a MixedLogit, got {type(model).__name__}{hint}")
     for value, name, allowed in (
         (method, "method", ("L-BFGS-B", "BFGS", "device")),
         (gradient, "gradient", ("analytic", "autodiff")),

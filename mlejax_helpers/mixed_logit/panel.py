@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .._validate import as_vector
-from .data import require_x64
+from ..config import require_x64
 from .model import MixedLogit, coefficients, random_coefficients
 from .panel_data import PanelArrays, PanelData, panel_draws
 from .results import Result

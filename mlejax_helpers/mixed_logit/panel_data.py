@@ -21,10 +21,10 @@ import pandas as pd
 from scipy.stats import norm, qmc
 
 from .._validate import as_vector, positive_int
-from .data import XLOGIT_HALTON_DROP, radical_inverse
 from .model import MixedLogit, coefficients
 
 PANEL_DRAW_KINDS = ("pseudo", "halton", "xlogit-halton")
+XLOGIT_HALTON_DROP = 100  # xlogit 0.2.7 drops the first 100 points of each sequence
 # xlogit 0.2.7's primes, one per random coefficient, in order (67 is not among them)
 ELECTRICITY_ATTRIBUTES = ("pf", "cl", "loc", "wk", "tod", "seas")
 ELECTRICITY_COLUMNS = {
@@ -33,7 +33,6 @@ ELECTRICITY_COLUMNS = {
     "alternative": "alt",
     "choice": "choice",
 }
-APARTMENT_ATTRIBUTES = ("inside", "log_sqft", "bathrooms", "bath_x_fam", "outdoor")
 XLOGIT_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 71, 73)
 
 
@@ -244,21 +243,16 @@ def from_long(
     return PanelData(arrays, attributes, persons, situations, alternatives, len(sit_ids))
 
 
-def apartments(data):
-    """Chapter 6's apartments (a :class:`~.data.MixedLogitData`) as the one model:
-    ``(model, PanelData, draws (N, R, 1))``. The long rows are
-    :func:`~.likelihood.to_long_dataframe`'s without option 0, because ``from_long``'s
-    ``outside_option=True`` adds it back (utility 0, always available); ``bath_x_fam`` is
-    ``bathrooms x family_size``; ``outdoor`` is random normal. Parameters in
-    :data:`~.data.PARAM_NAMES`' order; the draws are the ones simulated with ``data``."""
-    from .likelihood import to_long_dataframe
-
-    long = to_long_dataframe(data)
-    long = long[long.alt > 0].assign(bath_x_fam=long.bathrooms * long.family_size)
-    model = MixedLogit(APARTMENT_ATTRIBUTES, {"outdoor": "n"})
-    columns = {"person": "id", "situation": "id", "alternative": "alt", "choice": "chosen"}
-    panel = from_long(long, model, outside_option=True, **columns)
-    return model, panel, np.asarray(data.draws)[:, :, None]
+def radical_inverse(k, base: int) -> np.ndarray:
+    r"""The van der Corput radical inverse :math:`\phi_b(k)` of integers ``k`` in ``base``:
+    the base-``b`` digits of ``k`` mirrored about the radix point (``phi_2(6) = 0.011_2``)."""
+    k = np.asarray(k, dtype=np.int64).copy()
+    out, t = np.zeros(k.shape), 1
+    while np.any(k > 0):
+        k, digit = np.divmod(k, base)
+        out += digit * (1.0 / base**t)  # 1 / b^t rounded once, as xlogit computes it
+        t += 1
+    return out
 
 
 def load_electricity() -> pd.DataFrame:

@@ -25,9 +25,12 @@ from jax.sharding import Mesh
 from scipy.optimize import minimize
 
 from .._validate import positive_int, positive_number
+from ..config import require_x64
 from ..derivatives import hvp
-from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta, require_x64
-from .diagnostics import convergence, require_optimum, unidentified
+from ..mixed_logit.diagnostics import convergence, require_optimum
+from ..mixed_logit.fitting import Counted, Remembered, bhhh_start, finite_outcome
+from ..mixed_logit.sharding import consumer_mesh, to_host
+from .data import PARAM_NAMES, MixedLogitData, check_data, check_theta
 from .likelihood import (
     default_chunk,
     grad_analytic,
@@ -42,7 +45,7 @@ from .likelihood import (
     to_long_dataframe,
     value_and_grad_analytic_chunked,
 )
-from .sharding import consumer_mesh, shard, to_host
+from .placement import shard
 
 GRADIENTS = (
     "finite-differences",
@@ -244,23 +247,6 @@ def value_grad_opg(chunk):
     return fn
 
 
-class Remembered:
-    """``fn(theta)`` that returns its last result again for the same ``theta`` (so the BHHH
-    start's evaluation also serves scipy's first call); ``forget()`` drops it."""
-
-    def __init__(self, fn):
-        self.fn, self.theta, self.out = fn, None, None
-
-    def __call__(self, theta):
-        theta = np.asarray(theta, dtype=float)
-        if self.theta is None or not np.array_equal(theta, self.theta):
-            self.theta, self.out = theta.copy(), self.fn(theta)
-        return self.out
-
-    def forget(self):
-        self.theta = None
-
-
 def _jax_objective(data, opts) -> Objective:
     placed = shard(data, opts.mesh)  # the consumers split over the mesh (one device: whole)
     scale = 1.0 / placed.n
@@ -317,17 +303,6 @@ def objective(data, opts: FitOptions) -> Objective:
     return _jax_objective(data, opts)
 
 
-class Counted:
-    """``fn`` with a count of its calls (``calls``)."""
-
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.fn(*args)
-
-
 def _warm_up(obj: Objective, theta0, init) -> float:
     """Call every function scipy will use once (for JAX: trace and compile); return seconds."""
     t0 = time.perf_counter()
@@ -352,13 +327,6 @@ def _scipy_options(opts: FitOptions) -> dict:
         "Newton-CG": {"xtol": 1e-10, "maxiter": maxiter},
         "SLSQP": {"ftol": 1e-14, "maxiter": maxiter},
     }.get(opts.method, {"gtol": gtol, "maxiter": maxiter})
-
-
-def finite_outcome(success, message, theta, total) -> tuple[bool, str]:
-    """``success`` and ``message``, with success withdrawn for a non-finite optimum."""
-    if np.isfinite(total) and np.all(np.isfinite(theta)):
-        return bool(success), str(message)
-    return False, f"non-finite optimum (-LL = {total}, theta = {theta}); scipy said: {message}"
 
 
 def fit(
@@ -439,30 +407,6 @@ def fit(
         opts.method,
         opts.init,
     )
-
-
-def bhhh_start(
-    a,
-    names,
-    remedy="change theta0, drop the parameter, or start from the identity (init='identity')",
-) -> np.ndarray:
-    """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
-
-    With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
-    from the per-consumer scores ``S``, this is BFGS's BHHH start (as in xlogit).
-    A singular ``a`` (some parameter's scores all zero, or collinear) is refused with
-    the names of the parameters that are not identified at the start.
-    """
-    a = np.asarray(a, dtype=float)
-    lost = unidentified(a, names)
-    if lost or not np.all(np.isfinite(a)):
-        raise ValueError(
-            f"BFGS's BHHH start needs a nonsingular S'S, but at theta0 parameter(s) {lost} have "
-            "scores that are zero or collinear (not identified by these data, or a degenerate "
-            f"start such as a zero standard deviation): {remedy}"
-        )
-    h = np.linalg.inv(a)
-    return 0.5 * (h + h.T)
 
 
 def checked(theta, total, grad, opg, optimiser_message, names=PARAM_NAMES) -> tuple[bool, str]:

@@ -26,11 +26,12 @@ import numpy as np
 from scipy.stats import norm, qmc
 
 from .._validate import as_float_array, as_vector, positive_int
+from ..config import require_x64
+from ..mixed_logit.panel_data import XLOGIT_HALTON_DROP, radical_inverse
 
 PARAM_NAMES = ("b0", "b1", "b2", "b3", "mu", "sigma")
 THETA_TRUE = np.array([-2.5, 1.0, 0.5, -0.1, 0.3, 1.5])
 DRAW_KINDS = ("pseudo", "halton", "xlogit-halton")
-XLOGIT_HALTON_DROP = 100  # xlogit 0.2.7 drops the first 100 points of each sequence
 
 
 class MixedLogitData(NamedTuple):
@@ -92,20 +93,6 @@ def check_theta(theta) -> np.ndarray:
     return as_vector(theta, THETA_ARG, 6)
 
 
-def require_x64() -> None:
-    """Raise unless JAX computes in float64 (``jax_enable_x64``).
-
-    Importing :mod:`mlejax_helpers.mixed_logit` switches float64 on; this
-    catches a caller who switched it off again afterwards.
-    """
-    if not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            "the mixed logit estimators compute in float64, but jax_enable_x64 is off: "
-            "call mlejax_helpers.config.enable_x64() (or "
-            "jax.config.update('jax_enable_x64', True)) before estimating"
-        )
-
-
 def theta_arg(theta):
     """``theta`` for a JAX likelihood: checked in full when concrete, by shape and dtype when
     traced (inside ``jit`` or ``grad`` the values are not known yet)."""
@@ -143,18 +130,6 @@ def check_data(data) -> MixedLogitData:
             f"got {type(data).__name__}"
         )
     return data
-
-
-def radical_inverse(k, base: int) -> np.ndarray:
-    r"""The van der Corput radical inverse :math:`\phi_b(k)` of integers ``k`` in ``base``:
-    the base-``b`` digits of ``k`` mirrored about the radix point (``phi_2(6) = 0.011_2``)."""
-    k = np.asarray(k, dtype=np.int64).copy()
-    out, t = np.zeros(k.shape), 1
-    while np.any(k > 0):
-        k, digit = np.divmod(k, base)
-        out += digit * (1.0 / base**t)  # 1 / b^t rounded once, as xlogit computes it
-        t += 1
-    return out
 
 
 def make_draws(n_consumers: int, n_draws: int, kind: str = "pseudo", seed: int = 0):

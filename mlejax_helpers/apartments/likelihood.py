@@ -29,6 +29,8 @@ import scipy.special as sp
 
 from .._validate import as_float_array, positive_int
 from ..derivatives import per_observation_scores
+from ..mixed_logit.model import MixedLogit
+from ..mixed_logit.panel_data import from_long
 from .data import (
     MixedLogitData,
     check_data,
@@ -338,3 +340,21 @@ def scores_autodiff(theta, data: MixedLogitData):
     """Per-consumer scores ``(N, 6)`` by ``vmap`` of ``jax.grad`` over consumers."""
     theta, data = check_theta(theta), check_data(data)
     return per_observation_scores(_log_p_one, theta, *_rows(data))
+
+
+ATTRIBUTES = ("inside", "log_sqft", "bathrooms", "bath_x_fam", "outdoor")  # the one model's
+
+
+def to_mixed_logit(data):
+    """Chapter 6's apartments (a :class:`~.data.MixedLogitData`) as the one model:
+    ``(model, PanelData, draws (N, R, 1))``. The long rows are
+    :func:`~.likelihood.to_long_dataframe`'s without option 0, because ``from_long``'s
+    ``outside_option=True`` adds it back (utility 0, always available); ``bath_x_fam`` is
+    ``bathrooms x family_size``; ``outdoor`` is random normal. Parameters in
+    :data:`~.data.PARAM_NAMES`' order; the draws are the ones simulated with ``data``."""
+    long = to_long_dataframe(data)
+    long = long[long.alt > 0].assign(bath_x_fam=long.bathrooms * long.family_size)
+    model = MixedLogit(ATTRIBUTES, {"outdoor": "n"})
+    columns = {"person": "id", "situation": "id", "alternative": "alt", "choice": "chosen"}
+    panel = from_long(long, model, outside_option=True, **columns)
+    return model, panel, np.asarray(data.draws)[:, :, None]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
@@ -214,6 +215,31 @@ def test_ties_are_called_from_the_spread():
     assert a["runs"] == 3 and a["low"] == 1.0
     assert report.verdict(a, b).startswith("tie")
     assert report.verdict(c, a) == "a faster, 1.91x"
+
+
+def test_fastest_per_tool_picks_each_tools_fastest_converging_run():
+    rec = [
+        ("k1", "mlejax (analytic), L-BFGS-B", "ok", 2.0),
+        ("k2", "mlejax (analytic), BFGS, MNL start", "ok", 1.0),
+        ("k3", "xlogit, BFGS", "did not converge", 0.5),  # fastest, but not converged
+        ("k4", "xlogit, L-BFGS-B", "ok", 3.0),
+        ("k5", "ml.fit(model, data), device", "ok", 0.8),
+    ]
+    df = pd.DataFrame(
+        [
+            {"key": k, "label": lab, "status": st, "t": t * (1 + rep / 10), "rep": rep,
+             "suite": "s", "n": 1, "j": 1, "r": 1, "neg_loglik": 10.0}
+            for k, lab, st, t in rec
+            for rep in range(3)
+        ]
+    )  # fmt: skip
+    best = report.fastest_per_tool(df, "t", by=("r",))
+    assert best.loc[(1, "mlejax"), "label"] == "ml.fit(model, data), device"
+    assert best.loc[(1, "xlogit"), "label"] == "xlogit, L-BFGS-B"
+    assert best.loc[(1, "xlogit"), "median"] == pytest.approx(3.3)
+    assert report.start_of("mlejax (analytic), BFGS, MNL start") == "own"
+    assert report.start_of("xlogit (defaults)") == "own"
+    assert report.start_of("xlogit (ours-bfgs)") == "common"
 
 
 def test_other_settings_are_not_resumed_from(tmp_path):

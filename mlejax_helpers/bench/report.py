@@ -1,6 +1,6 @@
 """Tables and figures for chapter 7, computed from benchmark records only.
 
-The seed note's own figures are kept here, labelled as the paper's (measured on
+The paper's own figures are kept here, labelled as the paper's (measured on
 a 2015 iMac, 4 GHz quad-core Intel Core i7), so that the chapter can show them
 beside ours; every number of ours comes from a record.
 """
@@ -17,7 +17,7 @@ from .records import read
 
 PAPER_MACHINE = "the paper's own figures (2015 iMac, 4 GHz quad-core Intel Core i7)"
 
-# Seed Table 1 (N=10k, J=21, R=12): (gradient, jit log-likelihood, jit gradient) -> seconds.
+# The paper's Table 1 (N=10k, J=21, R=12): (gradient, jit log-likelihood, jit gradient) -> seconds.
 PAPER_TABLE1 = pd.DataFrame(
     [
         ("pandas", "finite-differences", False, False, np.nan),  # "Very slow"
@@ -35,7 +35,7 @@ PAPER_TABLE1 = pd.DataFrame(
     columns=["data", "gradient", "jit_loglik", "jit_grad", "paper time (s)"],
 )
 
-# Seed Tables 2 and 3: dimension -> value -> method -> (seconds, -LL); None = "OOM" or
+# The paper's Tables 2 and 3: dimension -> value -> method -> (seconds, -LL); None = "OOM" or
 # "no convergence" as the paper printed it.
 _P2 = {
     "n": {
@@ -66,7 +66,7 @@ _P2 = {
     },
 }  # fmt: skip
 
-# Seed Table 4 (N=10k, J=21, R=12): solver -> method -> seconds.
+# The paper's Table 4 (N=10k, J=21, R=12): solver -> method -> seconds.
 PAPER_TABLE4 = pd.DataFrame(
     {
         "autodiff": [0.96, 6.96, 2.69, 0.58, 2.00, 0.81],
@@ -302,6 +302,44 @@ def across_processes(df: pd.DataFrame, value: str = "fit_s_median") -> pd.DataFr
     grouped = ok.groupby(["key", "label", "suite", "n", "j", "r"])[value]
     out = grouped.agg(median="median", low="min", high="max", runs="size")
     return out.reset_index()
+
+
+def runs_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration and outcome (label, N, R, status): how many runs, and the
+    medians of fit-only, end-to-end and compile seconds ("-" where a run has none)."""
+    return df.groupby(["label", "n", "r", "status"], dropna=False).agg(
+        runs=("status", "size"),
+        fit_s=("fit_s_median", "median"),
+        end_to_end_s=("end_to_end_s_median", "median"),
+        compile_s=("compile_s", "median"),
+    )
+
+
+def tool_of(label: str) -> str:
+    """The tool a record's label names: ``"mlejax"`` (ours, either estimator), ``"xlogit"``
+    or ``"jaxlogit"``."""
+    first = label.split(",")[0].split(" ")[0]
+    return "mlejax" if first in ("mlejax", "ml.fit(model") else first
+
+
+def start_of(label: str) -> str:
+    """``"own"`` for a run from the tool's own default start (xlogit's multinomial logit
+    start, ours ``start="mnl"``, xlogit's "defaults" row), else ``"common"``."""
+    return "own" if ("MNL start" in label or "defaults" in label) else "common"
+
+
+def fastest_per_tool(df: pd.DataFrame, value: str, by=("n", "r")) -> pd.DataFrame:
+    """Each tool's fastest converging configuration per group ``by``: the
+    :func:`across_processes` row of ``value`` with the smallest median, with columns
+    ``tool`` and ``start`` (:func:`tool_of`, :func:`start_of`) and the median -LL of its
+    converged runs. A tool with no converged run in a group has no row there."""
+    rows = across_processes(df, value)
+    nll = df[df.status == "ok"].groupby("key").neg_loglik.median()
+    rows = rows.assign(
+        tool=rows.label.map(tool_of), start=rows.label.map(start_of), neg_loglik=rows.key.map(nll)
+    )
+    best = rows.loc[rows.groupby([*by, "tool"])["median"].idxmin()]
+    return best.set_index([*by, "tool"]).sort_index()
 
 
 def verdict(a: pd.Series, b: pd.Series) -> str:

@@ -113,7 +113,7 @@ def _ml(suite, n=BASE["n"], j=BASE["j"], r=BASE["r"], **kw):
 
 
 def table1():
-    """Seed Table 1: gradient method x jit of the log-likelihood x jit of the gradient."""
+    """The paper's Table 1: gradient method x jit of the log-likelihood x jit of the gradient."""
     rows = [
         _ml("table1", gradient="finite-differences", jit_loglik=f, jit_grad=False)
         for f in (False, True)
@@ -154,7 +154,7 @@ XLOGIT_VARIANTS = ("defaults", "ours", "ours-bfgs")  # its own start + BFGS; our
 
 
 def table2():
-    """Seed Tables 2-3: vary N, J and R, every row on xlogit's Halton draws. The seed's three
+    """The paper's Tables 2-3: vary N, J and R, every row on xlogit's Halton draws. The paper's three
     gradient methods (BFGS, identity start) unchunked, so the memory column measures them
     and not chunking; the reader's default ``fit`` (chunked where large) and the same path
     with the loop on the device; xlogit's three variants, standard errors skipped."""
@@ -174,7 +174,7 @@ def table2():
 
 
 def table4():
-    """Seed Table 4: six scipy solvers x three gradient methods.
+    """The paper's Table 4: six scipy solvers x three gradient methods.
 
     Newton-CG with finite differences is left out: ``fit`` rejects it, since its
     Hessian-vector products would be differences of a differenced gradient.
@@ -188,7 +188,7 @@ def table4():
 
 
 def beyond():
-    """Past the seed, at the base size on xlogit's draws: fused gradients, the BHHH start,
+    """Past the paper, at the base size on xlogit's draws: fused gradients, the BHHH start,
     second order, the whole loop jitted (jax.scipy's BFGS), allocators, one evaluation."""
     base = {**BASE, "draws": "xlogit-halton"}
     rows = []

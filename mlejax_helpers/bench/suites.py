@@ -154,10 +154,10 @@ XLOGIT_VARIANTS = ("defaults", "ours", "ours-bfgs")  # its own start + BFGS; our
 
 
 def table2():
-    """The paper's Tables 2-3: vary N, J and R, every row on xlogit's Halton draws. The paper's three
-    gradient methods (BFGS, identity start) unchunked, so the memory column measures them
-    and not chunking; the reader's default ``fit`` (chunked where large) and the same path
-    with the loop on the device; xlogit's three variants, standard errors skipped."""
+    """The paper's Tables 2-3: vary N, J and R, every row on xlogit's Halton draws. The paper's
+    three gradient methods (BFGS, identity start) unchunked, so the memory column measures them
+    and not chunking; the reader's default ``fit`` (chunked where large) and the same path with
+    the loop on the device; xlogit's three variants, standard errors skipped."""
     rows = []
     for n, j, r in TABLE2_SIZES:
         size = {"n": n, "j": j, "r": r, "draws": "xlogit-halton"}

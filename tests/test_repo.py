@@ -59,3 +59,36 @@ def test_chapters_are_numbered_in_order():
 def test_notebook_reads_the_size_knob(path):
     text = path.read_text()
     assert "config.pick(" in text, f"{path.name} never asks config.pick for its sizes"
+
+
+# Decimals the prose may state because they are inputs, not measurements: start values
+# and simulation parameters the code sets, and the arguments of the code shown in tables.
+INPUTS = {"0.0", "0.1", "0.5", "0.7", "1.0"}
+
+
+def prose(markdown: str) -> str:
+    """A markdown cell without its math, code spans, code blocks and indented code."""
+    for pattern, flags in (
+        (r"```.*?```", re.S),
+        (r"\$\$.*?\$\$", re.S),
+        (r"\$[^$\n]*\$", 0),
+        (r"`[^`\n]*`", 0),
+        (r"^    .*$", re.M),
+    ):
+        markdown = re.sub(pattern, " ", markdown, flags=flags)
+    return markdown
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_prose_types_a_measured_number(path):
+    """A number that depends on a measurement is printed by a code cell, never typed into
+    the prose: no decimal in a markdown cell but section numbers and the inputs above."""
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = prose("".join(cell["source"]))
+            found = [
+                m.group()
+                for m in re.finditer(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
+                if m.group() not in INPUTS and not text[: m.start()].endswith("section ")
+            ]
+            assert not found, f"{path.name}: a number typed into the prose: {found}"

@@ -1,5 +1,4 @@
 import json
-import re
 import shlex
 import subprocess
 import sys

@@ -311,7 +311,9 @@ def bfgs(f, grad, x0, gtol: float = 1e-5, maxiter: int = 200):
         f_old, x, fx, g = fx, x_new, f_new, g_new
         path.append(x.copy())
         values.append(fx)
-        if curvature_ok(s, y):  # else skip the update, as scipy does
+        # else skip the update (Nocedal & Wright's safeguard). scipy 1.17's BFGS never skips:
+        # it updates whatever the sign of y's, with 1/y's taken as 1000 when y's = 0
+        if curvature_ok(s, y):
             h = bfgs_update_inverse(h, s, y)
     return OptimPath(
         x, fx, np.array(path), len(path) - 1, c.nfev, c.njev, success, message, np.array(values)

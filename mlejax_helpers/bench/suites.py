@@ -77,6 +77,8 @@ class Config:
             return "chapter 6's kernel against the general kernel"
         if self.kind == "sharding":
             return f"mesh of {self.devices} forced host device(s)"
+        if self.kind == "panel-draws":
+            return f"mlejax, {self.r} scrambled Halton draws, seed {self.seed}"
         if self.kind.startswith("panel"):
             tool = {"panel": f"mlejax ({self.gradient})", "panel-xlogit": "xlogit"}.get(
                 self.kind, "jaxlogit"
@@ -288,6 +290,16 @@ def realdata():
     return rows
 
 
+def draws():
+    """Chapter 8's draws study: the electricity model on R = 50 to 2,000 scrambled Halton
+    draws per person, three seeds each, with standard errors and a common yardstick."""
+    return [
+        Config("draws", "panel-draws", 361, 4, r, draws="halton", seed=seed)
+        for r in (50, 100, 200, 500, 1000, 2000)
+        for seed in (0, 1, 2)
+    ]
+
+
 def sharding():
     """Chapter 9: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
@@ -328,6 +340,7 @@ SUITES = {
     "beyond": beyond,
     "headtohead": headtohead,
     "onefit": onefit,
+    "draws": draws,
     "sharding": sharding,
     "gpu": gpu,
     "realdata": realdata,
@@ -343,6 +356,7 @@ ALL = (
     "beyond",
     "headtohead",
     "onefit",
+    "draws",
     "sharding",
     "gpu",
     "realdata",

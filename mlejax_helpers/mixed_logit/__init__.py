@@ -9,16 +9,17 @@ availability and an outside option, from a long DataFrame in three lines::
     res = ml.fit(model, data, n_draws=600)      # a Result; res.summary() is the table
 
 Modules: :mod:`.model` (:class:`MixedLogit`), :mod:`.panel_data` (:func:`from_long`,
-:func:`load_electricity`, :func:`panel_draws`, :func:`simulate_panel`), :mod:`.panel`
-(likelihood, analytic scores, WTP, conditional means), :mod:`.fitting` (:func:`fit`, on
-one device or a mesh of them), :mod:`.device_loop` (``fit(..., method="device")``: BFGS
-with the whole loop one compiled program), :mod:`.predict` (probabilities,
-elasticities), :mod:`.distribution` (the random coefficients' moments, covariances and
-correlations, with standard errors), :mod:`.results` (:class:`Result`,
-:func:`lr_test`), :mod:`.diagnostics` (the convergence and identification tests behind
-``success``), :mod:`.sharding` (meshes and processes) and :mod:`.panel_peers` (the same
-fits in xlogit and jaxlogit). Chapter 6's apartment model, the paper's, with its
-specialised kernel and the variants the benchmark times, is :mod:`mlejax_helpers.apartments`.
+:func:`load_electricity`, :func:`load_mode_canada`, :func:`panel_draws`,
+:func:`simulate_panel`), :mod:`.panel` (likelihood, analytic scores, WTP, conditional
+means), :mod:`.fitting` (:func:`fit`, on one device or a mesh of them),
+:mod:`.device_loop` (``fit(..., method="device")``: BFGS with the whole loop one
+compiled program), :mod:`.predict` (probabilities, elasticities), :mod:`.distribution`
+(the random coefficients' moments, covariances and correlations, with standard errors),
+:mod:`.results` (:class:`Result`, :func:`lr_test`), :mod:`.diagnostics` (the convergence
+and identification tests behind ``success``), :mod:`.sharding` (meshes and processes)
+and :mod:`.panel_peers` (the same fits in xlogit and jaxlogit). Chapter 6's apartment
+model, the paper's, with its specialised kernel and the variants the benchmark times, is
+:mod:`mlejax_helpers.apartments`.
 
 **float64.** Importing this package switches JAX to float64
 (``jax_enable_x64``) for the whole process, because maximum likelihood in
@@ -33,7 +34,14 @@ from .distribution import correlations, covariances, moments
 from .fitting import fit, mnl_start
 from .model import MixedLogit
 from .panel import conditional_means, delta_method, willingness_to_pay
-from .panel_data import PanelData, from_long, load_electricity, panel_draws, simulate_panel
+from .panel_data import (
+    PanelData,
+    from_long,
+    load_electricity,
+    load_mode_canada,
+    panel_draws,
+    simulate_panel,
+)
 from .predict import elasticities, predict
 from .results import Result, lr_test
 
@@ -51,6 +59,7 @@ __all__ = [
     "fit",
     "from_long",
     "load_electricity",
+    "load_mode_canada",
     "lr_test",
     "mnl_start",
     "moments",

@@ -255,14 +255,28 @@ def radical_inverse(k, base: int) -> np.ndarray:
     return out
 
 
+def _packaged(filename: str) -> pd.DataFrame:
+    """A data set shipped in the package's ``data`` folder (see its ``README.md``)."""
+    path = resources.files("mlejax_helpers") / "data" / filename
+    with resources.as_file(path) as f:
+        return pd.read_csv(f)
+
+
 def load_electricity() -> pd.DataFrame:
     """Train's electricity-supplier panel in long layout (17,232 rows; see the package's
     ``data/README.md`` for its provenance): ``id`` (person), ``chid`` (situation),
     ``alt`` (1-4), ``choice`` (bool) and the attributes ``pf``, ``cl``, ``loc``,
     ``wk``, ``tod``, ``seas``."""
-    path = resources.files("mlejax_helpers") / "data" / "electricity.csv.gz"
-    with resources.as_file(path) as f:
-        return pd.read_csv(f)
+    return _packaged("electricity.csv.gz")
+
+
+def load_mode_canada() -> pd.DataFrame:
+    """Forinash and Koppelman's intercity mode choice (VIA Rail, 1989) in long layout,
+    one row per *available* mode (15,520 rows, 4,324 travellers; provenance in the
+    package's ``data/README.md``): ``case``, ``alt`` (train, car, bus, air), ``choice``
+    (0/1), ``dist``, ``cost``, ``ivt``, ``ovt``, ``freq``, ``income``, ``urban``,
+    ``noalt``. Choice sets are unequal: a mode without a row was not available."""
+    return _packaged("mode_canada.csv.gz").drop(columns="Unnamed: 0")
 
 
 def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed=0):

@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from .model import MixedLogit
 
@@ -32,6 +33,22 @@ def to_peer(theta, model: MixedLogit) -> np.ndarray:
 def from_peer(values, names, model: MixedLogit) -> np.ndarray:
     """A peer's estimate ``values``, in its ``names`` order, in our order."""
     return np.asarray(values, float)[[list(names).index(n) for n in model.param_names]]
+
+
+def with_every_alternative(df, *, situation, alternative, choice, availability="avail"):
+    """``df`` with a row for every alternative in every situation, as xlogit's long format
+    needs: the rows added for alternatives a situation did not offer have zero attributes,
+    ``choice`` 0 and ``availability`` 0 (the others 1), so the likelihood is unchanged."""
+    alts = sorted(df[alternative].unique())
+    situations = df[situation].unique()
+    full = pd.MultiIndex.from_product([situations, alts], names=[situation, alternative])
+    out = df.assign(**{availability: 1}).set_index([situation, alternative]).reindex(full)
+    missing = out[availability].isna()
+    per_situation = [c for c in df.columns if df.groupby(situation)[c].nunique().max() == 1]
+    out[per_situation] = out.groupby(level=0)[per_situation].transform("first")
+    out = out.fillna(0).reset_index()
+    out.loc[missing.to_numpy(), [choice, availability]] = 0
+    return out
 
 
 def _long(df, model, choice):
@@ -50,9 +67,12 @@ def fit_xlogit_panel(
     choice,
     n_draws,
     optim_method="L-BFGS-B",
+    availability=None,
 ) -> dict:
     """xlogit's ``MixedLogit.fit`` on the long DataFrame ``df`` from ``theta0`` (our order), or
-    from xlogit's default start (a multinomial logit fit, 0.1 standard deviations) if None."""
+    from xlogit's default start (a multinomial logit fit, 0.1 standard deviations) if None.
+    ``availability``: the column of 0/1 availability (every situation must list every
+    alternative: :func:`with_every_alternative`)."""
     from xlogit import MixedLogit
 
     x, y, attrs, rand = _long(df, model, choice)
@@ -72,6 +92,7 @@ def fit_xlogit_panel(
             halton=True,
             init_coeff=None if theta0 is None else to_peer(theta0, model),
             optim_method=optim_method,
+            avail=None if availability is None else df[availability],
             skip_std_errs=True,
             verbose=0,
         )

@@ -37,6 +37,20 @@ def _fit_mlejax(cfg, data, apt):
     )
 
 
+def _result_fields(f) -> dict:
+    """What a record keeps of the one estimator's :class:`Result` ``f``."""
+    return {
+        "theta": f.theta,
+        "neg_loglik": -f.loglik,
+        "nit": f.nit,
+        "nfev": f.nfev,
+        "success": f.success,
+        "message": f.message,
+        "compile_s": f.compile_s,
+        "run_s": f.run_s,
+    }
+
+
 def _fit_one(cfg, data, apt):
     """The one estimator, ``ml.fit(model, data)``, on chapter 6's apartments built by
     ``from_long`` (inside the timed call), on the data's own draws, from ``THETA_START``:
@@ -46,17 +60,7 @@ def _fit_one(cfg, data, apt):
     model, apartments, draws = apt.to_mixed_logit(data)
     method = "device" if cfg.kind == "device-loop" else cfg.solver
     f = fit(model, apartments, draws=draws, start=apt.THETA_START, method=method, se=False)
-    return {
-        "theta": f.theta,
-        "neg_loglik": -f.loglik,
-        "nit": f.nit,
-        "nfev": f.nfev,
-        "njev": None,
-        "success": f.success,
-        "message": f.message,
-        "compile_s": f.compile_s,
-        "run_s": f.run_s,
-    }
+    return {**_result_fields(f), "njev": None}
 
 
 def _fit_pandas(cfg, data, apt):
@@ -226,6 +230,53 @@ def measure_sharding(cfg, data, apt, rounds: int = 9, per_round: int = 10) -> di
     }
 
 
+def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
+    """Issue 22: the one estimator's program (value, gradient and S'S) for chapter 8's model
+    (six normals, ``cfg.r`` of xlogit's draws per person) on a mesh of every forced host
+    device against a mesh of one, interleaved (``rounds`` x ``per_round`` calls each), then
+    one fit on the whole mesh."""
+    import jax
+
+    from ..mixed_logit import MixedLogit, fit, from_long, load_electricity, panel_data
+    from ..mixed_logit.fitting import _place, _program
+    from ..mixed_logit.model import default_start
+    from ..mixed_logit.sharding import consumer_mesh
+    from ..timing import time_call
+
+    attrs = panel_data.ELECTRICITY_ATTRIBUTES
+    model = MixedLogit(attrs, {a: "n" for a in attrs})
+    data = from_long(load_electricity(), model, **panel_data.ELECTRICITY_COLUMNS)
+    draws = panel_data.panel_draws(data.n_persons, cfg.r, len(attrs), "xlogit-halton")
+    theta = default_start(model) + 0.1
+    calls = {}
+    for name, mesh in (("one", consumer_mesh(jax.devices()[:1])), ("all", consumer_mesh())):
+        program, placed = _program(model, mesh, "analytic"), _place(data.arrays, draws, mesh)
+        jax.block_until_ready(program(theta, *placed))  # compiled before the clock
+        calls[name] = (program, placed, mesh)
+    times = {"one": [], "all": []}
+    for _ in range(rounds):  # interleaved, so that drift hits both alike
+        for name, (program, placed, _) in calls.items():
+            times[name].append(time_call(program, theta, *placed, repeats=per_round).median_s)
+    res = fit(model, data, n_draws=cfg.r, draws="xlogit-halton", mesh=calls["all"][2], se=False)
+    return {
+        "devices_seen": jax.device_count(),
+        "eval_s_one_device": float(np.median(times["one"])),
+        "eval_s_mesh": float(np.median(times["all"])),
+        "eval_s_one_device_rounds": times["one"],
+        "eval_s_mesh_rounds": times["all"],
+        "ratio_mesh_to_one_device": float(np.median(times["all"]) / np.median(times["one"])),
+        "theta": res.theta.tolist(),
+        "neg_loglik": -res.loglik,
+        "nit": res.nit,
+        "compile_s": res.compile_s,
+        "fit_s_median": res.run_s,
+        "success": res.success,
+        "message": res.message,
+        "status": "ok" if res.success else "did not converge",
+        "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+    }
+
+
 def _chunk_used(cfg, data, apt) -> int | None:
     """Consumers per chunk in the fit (None: unchunked, or not our JAX code)."""
     if cfg.kind not in ("mlejax", "device-loop") or cfg.chunk == "none":
@@ -276,15 +327,7 @@ def _fit_electricity(cfg, df, model, theta0) -> dict:
             model, data, n_draws=cfg.r, draws=cfg.draws, start=start, method=cfg.solver,
             gradient=cfg.gradient, se=False,
         )  # fmt: skip
-        return {
-            "theta": f.theta,
-            "neg_loglik": -f.loglik,
-            "success": f.success,
-            "message": f.message,
-            "nit": f.nit,
-            "compile_s": f.compile_s,
-            "run_s": f.run_s,
-        }
+        return _result_fields(f)
     peers = {"panel-xlogit": panel_peers.fit_xlogit_panel}
     peer = peers.get(cfg.kind, panel_peers.fit_jaxlogit_panel)
     theta0 = None if cfg.init == "mnl" else theta0  # None: the peer's own default start
@@ -330,17 +373,7 @@ def _draws_fit(model, data, cfg, fit) -> dict:
     ses = {}
     if f.cov_error is None:
         ses = {f"se_{k}": np.sqrt(np.diag(f.cov(k))).tolist() for k in ("hessian", "robust")}
-    return {
-        "theta": f.theta,
-        "neg_loglik": -f.loglik,
-        "success": f.success,
-        "message": f.message,
-        "nit": f.nit,
-        "compile_s": f.compile_s,
-        "run_s": f.run_s,
-        "se_s": f.se_s,
-        **ses,
-    }
+    return {**_result_fields(f), "se_s": f.se_s, **ses}
 
 
 def measure_electricity(cfg: Config, repeats: int) -> dict:
@@ -445,6 +478,8 @@ def measure(cfg: Config, repeats: int = 3, common_draws: int = 200) -> dict:
 def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
     if cfg.kind == "panel-draws":
         return measure_draws(cfg)
+    if cfg.kind == "panel-sharding":
+        return measure_panel_sharding(cfg)
     if cfg.kind.startswith("panel"):
         return measure_electricity(cfg, repeats)
     from .. import apartments as apt

@@ -77,6 +77,8 @@ class Config:
             return "chapter 6's kernel against the general kernel"
         if self.kind == "sharding":
             return f"mesh of {self.devices} forced host device(s)"
+        if self.kind == "panel-sharding":
+            return f"one estimator's program, mesh of {self.devices} forced host device(s)"
         if self.kind == "panel-draws":
             return f"mlejax, {self.r} scrambled Halton draws, seed {self.seed}"
         if self.kind.startswith("panel"):
@@ -300,6 +302,15 @@ def draws():
     ]
 
 
+def panelsharding():
+    """Issue 22: chapter 8's model at 600 draws, the one estimator's program on a mesh of 1
+    and of 2 forced host devices against one device, then a fit on the mesh."""
+    return [
+        Config("panelsharding", "panel-sharding", 361, 4, 600, draws="xlogit-halton", devices=d)
+        for d in (1, 2)
+    ]
+
+
 def sharding():
     """Chapter 9: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
     return [
@@ -341,6 +352,7 @@ SUITES = {
     "headtohead": headtohead,
     "onefit": onefit,
     "draws": draws,
+    "panelsharding": panelsharding,
     "sharding": sharding,
     "gpu": gpu,
     "realdata": realdata,
@@ -357,6 +369,7 @@ ALL = (
     "headtohead",
     "onefit",
     "draws",
+    "panelsharding",
     "sharding",
     "gpu",
     "realdata",

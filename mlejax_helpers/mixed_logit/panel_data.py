@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, qmc
+from scipy.special import ndtri  # the standard normal quantile; scipy.stats loads slowly
 
 from .._validate import as_vector, positive_int
 from .model import MixedLogit, coefficients
@@ -302,13 +302,15 @@ def panel_draws(n_persons: int, n_draws: int, n_random: int, kind="halton", seed
     if kind == "pseudo":
         return np.random.default_rng(seed).standard_normal((P, R, k))
     if kind == "halton":
+        from scipy.stats import qmc  # imported here: scipy.stats takes about 0.5 s to load
+
         u = qmc.Halton(d=max(k, 1), scramble=True, seed=seed).random(P * R)[:, :k]
-        return norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)).reshape(P, R, k)
+        return ndtri(np.clip(u, 1e-12, 1 - 1e-12)).reshape(P, R, k)
     if k > len(XLOGIT_PRIMES):  # xlogit-halton
         raise ValueError(f"xlogit-halton supports {len(XLOGIT_PRIMES)} random coefficients")
     i = XLOGIT_HALTON_DROP + np.arange(P * R)
     u = [radical_inverse(i, b) for b in XLOGIT_PRIMES[:k]]
-    return norm.ppf(np.stack(u, axis=-1)).reshape(P, R, k)
+    return ndtri(np.stack(u, axis=-1)).reshape(P, R, k)
 
 
 def simulate_panel(model: MixedLogit, theta, n_persons, n_situations, n_alts, seed=0):

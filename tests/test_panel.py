@@ -285,3 +285,27 @@ def test_padding_to_whole_blocks_leaves_the_likelihood_unchanged(monkeypatch):
     ref_value, ref_grad = pn.value_and_grad(theta, model, data, draws)
     assert float(value) == pytest.approx(float(ref_value), rel=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10)
+
+
+def test_mode_canada_unequal_choice_sets_and_the_padding_for_xlogit():
+    """ModeCanada offers 2-4 modes: from_long reads a missing row as unavailable, and the
+    rows with_every_alternative adds for xlogit (availability 0) leave the likelihood as it
+    was; each traveller chose exactly one available mode."""
+    from mlejax_helpers.mixed_logit import panel_peers
+
+    mc = ml.load_mode_canada()
+    assert mc.shape == (15520, 11) and (mc.groupby("case").choice.sum() == 1).all()
+    mc = mc[mc.case <= 300].assign(asc_air=lambda d: (d.alt == "air").astype(float))
+    model = ml.MixedLogit(("asc_air", "cost", "ivt"), {"ivt": "n"})
+    cols = {"person": "case", "situation": "case", "alternative": "alt", "choice": "choice"}
+    data = pdata.from_long(mc, model, **cols)
+    padded = panel_peers.with_every_alternative(mc, situation="case", alternative="alt",
+                                                choice="choice")  # fmt: skip
+    assert len(padded) == 4 * mc.case.nunique() and padded.avail.sum() == len(mc)
+    assert (padded.groupby("case").income.nunique() == 1).all()  # person-level, copied
+    full = pdata.from_long(padded, model, availability="avail", **cols)
+    draws = pdata.panel_draws(data.n_persons, 7, 1, "pseudo", seed=0)
+    theta = np.array([0.5, -0.02, -0.01, 0.005])
+    assert float(pn.neg_loglik(theta, model, full, draws)) == pytest.approx(
+        float(pn.neg_loglik(theta, model, data, draws)), rel=1e-13
+    )

@@ -44,7 +44,9 @@ def with_every_alternative(df, *, situation, alternative, choice, availability="
     full = pd.MultiIndex.from_product([situations, alts], names=[situation, alternative])
     out = df.assign(**{availability: 1}).set_index([situation, alternative]).reindex(full)
     missing = out[availability].isna()
-    per_situation = [c for c in df.columns if df.groupby(situation)[c].nunique().max() == 1]
+    others = [c for c in df.columns if c not in (situation, alternative)]
+    constant = df.groupby(situation)[others].nunique().max() <= 1
+    per_situation = list(constant[constant].index)
     out[per_situation] = out.groupby(level=0)[per_situation].transform("first")
     out = out.fillna(0).reset_index()
     out.loc[missing.to_numpy(), [choice, availability]] = 0

@@ -93,3 +93,19 @@ def test_correlations_of_a_correlated_fit():
     assert cov_se.loc["b", "b"] == pytest.approx(2 * np.hypot(0.3, 0.4))  # d (L10^2 + L11^2)
     moments = ml.moments(res, cov="hessian")
     assert moments.loc[("b", "normal"), "sd"] == pytest.approx(np.sqrt(sigma[1, 1]))
+
+
+def test_refit_sign_flips_keeps_the_best_converged_optimum(fitted):
+    df, data, res = fitted
+    best = ml.refit_sign_flips(MODEL, data, res, n_draws=15, se=False)
+    assert best.success and best.loglik >= res.loglik - 1e-9
+    others = [
+        ml.fit(MODEL, data, n_draws=15, se=False, start=res.theta * s)
+        for s in (
+            np.r_[np.ones(len(MODEL.attributes)), -1, 1],
+            np.r_[np.ones(len(MODEL.attributes)), 1, -1],
+        )
+    ]
+    assert best.loglik >= max(f.loglik for f in others if f.success) - 1e-9
+    with pytest.raises(TypeError, match="result must be a Result"):
+        ml.refit_sign_flips(MODEL, data, res.theta)

@@ -373,7 +373,7 @@ def _draws_fit(model, data, cfg, fit) -> dict:
     ses = {}
     if f.cov_error is None:
         ses = {f"se_{k}": np.sqrt(np.diag(f.cov(k))).tolist() for k in ("hessian", "robust")}
-    return {**_result_fields(f), "se_s": f.se_s, **ses}
+    return {**_result_fields(f), "se_s": f.se_s, "cov_error": f.cov_error, **ses}
 
 
 def measure_electricity(cfg: Config, repeats: int) -> dict:

@@ -31,7 +31,7 @@ function also checks that float64 is still on when it runs, and raises a
 from ..config import enable_x64
 from . import panel_data
 from .distribution import correlations, covariances, moments
-from .fitting import fit, mnl_start
+from .fitting import fit, mnl_start, refit_sign_flips
 from .model import MixedLogit
 from .panel import conditional_means, delta_method, willingness_to_pay
 from .panel_data import (
@@ -66,6 +66,7 @@ __all__ = [
     "panel_data",
     "panel_draws",
     "predict",
+    "refit_sign_flips",
     "simulate_panel",
     "willingness_to_pay",
 ]

@@ -300,6 +300,23 @@ def fit(
     )  # fmt: skip
 
 
+def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **options) -> Result:
+    """The best converged of ``result`` and the fits started from ``result.theta`` with one
+    standard deviation's sign flipped, each in turn. A standard deviation's sign is not
+    identified, but on asymmetric draws each sign pattern is an optimum of its own
+    (chapter 8). ``options``: as for :func:`fit`, with the draws that gave ``result``."""
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
+    fits = [result]
+    for k, name in enumerate(model.param_names):
+        if name.startswith("sd."):
+            start = np.array(result.theta, dtype=float)
+            start[k] = -start[k]
+            fits.append(fit(model, data, **{**options, "start": start}))
+    converged = [f for f in fits if f.success] or fits
+    return max(converged, key=lambda f: f.loglik)
+
+
 def _scipy(fun, triple, theta0, model, t0, method, gtol, ftol, maxiter):
     """scipy's ``minimize`` from ``theta0`` (its first evaluation, the compilation, counted
     from ``t0``): ``(x, message, nit, nfev, compile_s, run_s)``."""

@@ -97,15 +97,21 @@ def test_correlations_of_a_correlated_fit():
 
 def test_refit_sign_flips_keeps_the_best_converged_optimum(fitted):
     df, data, res = fitted
-    best = ml.refit_sign_flips(MODEL, data, res, n_draws=15, se=False)
-    assert best.success and best.loglik >= res.loglik - 1e-9
-    others = [
-        ml.fit(MODEL, data, n_draws=15, se=False, start=res.theta * s)
-        for s in (
-            np.r_[np.ones(len(MODEL.attributes)), -1, 1],
-            np.r_[np.ones(len(MODEL.attributes)), 1, -1],
-        )
+    flip_a = res.theta * np.r_[np.ones(len(MODEL.attributes)), -1, 1]
+    worse = ml.fit(MODEL, data, n_draws=15, se=False, start=flip_a)
+    assert worse.success and worse.loglik < res.loglik - 0.1  # another sign, another optimum
+    best = ml.refit_sign_flips(MODEL, data, worse, n_draws=15, se=False)
+    flips = [
+        ml.fit(MODEL, data, n_draws=15, se=False, start=worse.theta * np.r_[1, 1, s])
+        for s in ([-1, 1], [1, -1])
     ]
-    assert best.loglik >= max(f.loglik for f in others if f.success) - 1e-9
+    assert best.loglik == max(f.loglik for f in [worse, *flips] if f.success)
+    assert best.loglik > worse.loglik + 0.1
     with pytest.raises(TypeError, match="result must be a Result"):
         ml.refit_sign_flips(MODEL, data, res.theta)
+    with pytest.raises(ValueError, match="fitted with another model"):
+        ml.refit_sign_flips(ml.MixedLogit(("a", "b"), {"a": "n"}), data, res)
+    corr = ml.MixedLogit(("a", "b"), {"a": "n", "b": "ln"}, correlated=True)
+    corr_res = ml.Result(**{**vars(res), "model": corr})
+    with pytest.raises(ValueError, match="Cholesky factor has none to flip"):
+        ml.refit_sign_flips(corr, data, corr_res)

@@ -75,7 +75,8 @@ def free_port():
 
 def test_two_processes_reproduce_the_single_process_fit():
     """Chapter 8's model over two processes, each reading the same data: the mesh of both
-    processes' devices splits the persons, and both report the one-process fit."""
+    processes' devices splits the persons, the device loop runs the optimiser, and both
+    report the one-process fit."""
     port = str(free_port())
     cmd = [sys.executable, "-m", "mlejax_helpers.mixed_logit", "--coordinator", f"127.0.0.1:{port}"]
     cmd += ["--num-processes", "2", "--draws", "10"]
@@ -100,10 +101,8 @@ def test_two_processes_reproduce_the_single_process_fit():
         assert p.returncode == 0, err[-3000:]
         line = next(x for x in out.splitlines() if x.startswith("RESULT "))
         reports.append(json.loads(line[7:]))
-    attrs = ml.panel_data.ELECTRICITY_ATTRIBUTES
-    model = ml.MixedLogit(attrs, {a: "n" for a in attrs})
-    data = ml.from_long(ml.load_electricity(), model, **ml.panel_data.ELECTRICITY_COLUMNS)
-    single = ml.fit(model, data, n_draws=10, draws="xlogit-halton")
+    model, data = ml.panel_data.electricity()
+    single = ml.fit(model, data, n_draws=10, draws="xlogit-halton", method="device")
     assert single.success
     for r in reports:
         assert r["devices"] == 2 and r["success"] and r["names"] == list(single.names)

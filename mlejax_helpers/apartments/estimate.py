@@ -364,9 +364,9 @@ def fit(
     chunk, so memory stays bounded by ``chunk * J * R`` elements; ``"auto"``
     chunks only when ``N * J * R`` exceeds ``CHUNK_ELEMENTS``, ``None`` never.
 
-    ``mesh`` (:func:`~.sharding.consumer_mesh`): the devices the consumers are split
-    over; ``None`` is the mesh of one device, the same code path. With several
-    processes (``jax.distributed``), each passes only its own consumers in
+    ``mesh`` (:func:`~mlejax_helpers.mixed_logit.sharding.consumer_mesh`): the devices
+    the consumers are split over; ``None`` is the mesh of one device, the same code path.
+    With several processes (``jax.distributed``), each passes only its own consumers in
     ``data`` and every process gets the same estimate.
     """
     data = check_data(data)
@@ -379,7 +379,11 @@ def fit(
     options = _scipy_options(opts)
     t0 = time.perf_counter()
     if opts.init == "bhhh":
-        options["hess_inv0"] = bhhh_start(obj.opg(theta0) / obj.n, PARAM_NAMES)
+        options["hess_inv0"] = bhhh_start(
+            obj.opg(theta0) / obj.n,
+            PARAM_NAMES,
+            "change theta0, drop the parameter, or start from the identity (init='identity')",
+        )
     res = minimize(
         counted,
         theta0,
@@ -411,8 +415,8 @@ def fit(
 
 def checked(theta, total, grad, opg, optimiser_message, names=PARAM_NAMES) -> tuple[bool, str]:
     """``(success, message)`` of a fit by the convergence test of
-    :func:`~.diagnostics.convergence` (``g'B^-1 g`` on the total gradient and ``B = S'S``),
-    success withdrawn for a non-finite optimum."""
+    :func:`~mlejax_helpers.mixed_logit.diagnostics.convergence` (``g'B^-1 g`` on the
+    total gradient and ``B = S'S``), success withdrawn for a non-finite optimum."""
     success, message, _ = convergence(grad, opg, names, str(optimiser_message))
     return finite_outcome(success, message, theta, total)
 
@@ -502,8 +506,8 @@ def standard_errors(theta, data: MixedLogitData) -> pd.DataFrame:
     * sandwich (robust): :math:`\sqrt{\mathrm{diag}(H^{-1} B H^{-1})}`.
 
     Refused (``ValueError``) where they mean nothing: see
-    :func:`~.diagnostics.require_optimum` (identification, a positive definite Hessian,
-    the convergence test).
+    :func:`~mlejax_helpers.mixed_logit.diagnostics.require_optimum` (identification, a
+    positive definite Hessian, the convergence test).
     """
     data, theta = check_data(data), check_theta(theta)
     require_x64()

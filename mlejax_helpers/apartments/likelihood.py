@@ -28,17 +28,11 @@ import pandas as pd
 import scipy.special as sp
 
 from .._validate import as_float_array, positive_int
+from ..config import require_x64
 from ..derivatives import per_observation_scores
 from ..mixed_logit.model import MixedLogit
 from ..mixed_logit.panel_data import from_long
-from .data import (
-    MixedLogitData,
-    check_data,
-    check_theta,
-    require_x64,
-    theta_arg,
-    weight_arg,
-)
+from .data import MixedLogitData, check_data, check_theta, theta_arg, weight_arg
 
 _BACKENDS = {"jax": (jnp, jsp.logsumexp), "numpy": (np, sp.logsumexp)}
 
@@ -119,7 +113,7 @@ def neg_loglik(theta, data: MixedLogitData, weight=None):
 
     ``theta`` has shape ``(6,)``; ``data`` is a :class:`MixedLogitData`;
     ``weight`` ``(N,)`` is optional (1 for every consumer by default; 0 marks the
-    padding that :func:`~.sharding.shard` adds). Overflow-safe: every
+    padding that :func:`~.placement.shard` adds). Overflow-safe: every
     exponential goes through ``logsumexp``.
     """
     theta, data = theta_arg(theta), check_data(data)

@@ -237,16 +237,14 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     one fit on the whole mesh."""
     import jax
 
-    from ..mixed_logit import MixedLogit, fit, from_long, load_electricity, panel_data
+    from ..mixed_logit import fit, panel_data
     from ..mixed_logit.fitting import _place, _program
     from ..mixed_logit.model import default_start
     from ..mixed_logit.sharding import consumer_mesh
     from ..timing import time_call
 
-    attrs = panel_data.ELECTRICITY_ATTRIBUTES
-    model = MixedLogit(attrs, {a: "n" for a in attrs})
-    data = from_long(load_electricity(), model, **panel_data.ELECTRICITY_COLUMNS)
-    draws = panel_data.panel_draws(data.n_persons, cfg.r, len(attrs), "xlogit-halton")
+    model, data = panel_data.electricity()
+    draws = panel_data.panel_draws(data.n_persons, cfg.r, len(model.random), "xlogit-halton")
     theta = default_start(model) + 0.1
     calls = {}
     for name, mesh in (("one", consumer_mesh(jax.devices()[:1])), ("all", consumer_mesh())):
@@ -278,8 +276,9 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
 
 
 def _chunk_used(cfg, data, apt) -> int | None:
-    """Consumers per chunk in the fit (None: unchunked, or not our JAX code)."""
-    if cfg.kind not in ("mlejax", "device-loop") or cfg.chunk == "none":
+    """Consumers per chunk in the fit of chapter 6's kernel (None: unchunked, or another
+    code: the one estimator, ``kind`` "one" or "device-loop", works in blocks of persons)."""
+    if cfg.kind != "mlejax" or cfg.chunk == "none":
         return None
     if cfg.gradient == "analytic-numpy":
         return None
@@ -343,14 +342,12 @@ def measure_draws(cfg: Config) -> dict:
     from the multinomial logit start on ``cfg.r`` scrambled Halton draws per person made
     with ``cfg.seed``, with standard errors; each estimate also scored on one common set
     of :data:`COMMON_DRAWS_ELECTRICITY` draws, the same for every record."""
-    from ..mixed_logit import MixedLogit, fit, from_long, load_electricity, panel, panel_data
+    from ..mixed_logit import fit, panel, panel_data
 
-    attrs = panel_data.ELECTRICITY_ATTRIBUTES
-    model = MixedLogit(attrs, {a: "n" for a in attrs})
-    data = from_long(load_electricity(), model, **panel_data.ELECTRICITY_COLUMNS)
+    model, data = panel_data.electricity()
     res = _timed(lambda: _draws_fit(model, data, cfg, fit))
     common = panel_data.panel_draws(
-        data.n_persons, COMMON_DRAWS_ELECTRICITY, len(attrs), "halton", seed=10_000
+        data.n_persons, COMMON_DRAWS_ELECTRICITY, len(model.random), "halton", seed=10_000
     )
     theta = np.asarray(res["theta"])
     return {
@@ -451,7 +448,7 @@ def _import_tool(cfg: Config) -> float:
     t0 = time.perf_counter()
     ours = (
         "mixed_logit"
-        if cfg.kind in ("one", "device-loop", "panel", "panel-draws")
+        if cfg.kind in ("one", "device-loop", "panel", "panel-draws", "panel-sharding")
         else "apartments"
     )
     importlib.import_module(PEER_MODULES.get(cfg.kind, f"mlejax_helpers.{ours}"))

@@ -306,7 +306,7 @@ def across_processes(df: pd.DataFrame, value: str = "fit_s_median") -> pd.DataFr
 
 def runs_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration and outcome (label, N, R, status): how many runs, and the
-    medians of fit-only, end-to-end and compile seconds ("-" where a run has none)."""
+    medians of fit-only, end-to-end and compile seconds (NaN where a run has none)."""
     return df.groupby(["label", "n", "r", "status"], dropna=False).agg(
         runs=("status", "size"),
         fit_s=("fit_s_median", "median"),
@@ -316,8 +316,9 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def tool_of(label: str) -> str:
-    """The tool a record's label names: ``"mlejax"`` (ours, either estimator), ``"xlogit"``
-    or ``"jaxlogit"``."""
+    """The tool a record's label names, for the suites that compare tools (onefit,
+    realdata): ``"mlejax"`` (ours), ``"xlogit"`` or ``"jaxlogit"``. Other labels give their
+    first word."""
     first = label.split(",")[0].split(" ")[0]
     return "mlejax" if first in ("mlejax", "ml.fit(model") else first
 

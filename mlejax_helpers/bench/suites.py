@@ -18,8 +18,8 @@ BASE = {"n": 10_000, "j": 20, "r": 12}
 class Config:
     """One benchmark row.
 
-    ``kind``: ``"mlejax"`` (``mixed_logit.fit``), ``"pandas"`` (finite differences
-    on the pandas likelihood), ``"xlogit"`` (``variant`` "defaults" or "ours":
+    ``kind``: ``"mlejax"`` (``apartments.fit``, chapter 6's kernel), ``"pandas"`` (finite
+    differences on the pandas likelihood), ``"xlogit"`` (``variant`` "defaults" or "ours":
     our start with L-BFGS-B) or ``"jax-loop"`` (the whole BFGS loop jitted,
     ``jax.scipy.optimize.minimize``) or ``"evaluation"`` (no fit: the median time
     of one jitted evaluation of the value and of each gradient). ``allocator`` is

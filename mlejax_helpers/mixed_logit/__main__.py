@@ -26,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--process-id", type=int, default=_from_env("PROCESS_ID", "SLURM_PROCID"))
     parser.add_argument("--draws", type=int, default=100, help="draws per person")
     parser.add_argument(
+        "--method",
+        default="device",
+        choices=("device", "BFGS", "L-BFGS-B"),
+        help="ml.fit's method; 'device' keeps every step of the optimiser in the one program",
+    )
+    parser.add_argument(
         "--timeout", type=int, default=60, help="seconds to wait for the other processes"
     )
     parser.add_argument(
@@ -43,7 +49,9 @@ def main(argv=None) -> int:
 
     Every process reads the same long data and calls the one ``ml.fit`` with the mesh of
     every process's devices; each device computes the likelihood of its share of the
-    persons, and every process prints the same estimate as a line ``RESULT {json}``.
+    persons, and every process prints the same estimate as a line ``RESULT {json}``. The
+    default ``--method device`` runs the whole optimiser inside the compiled program, on
+    the all-reduced value, gradient and BHHH matrix, with no host library in between.
     Settings come from the flags or from the environment (``MLEJAX_COORDINATOR``,
     ``MLEJAX_NUM_PROCESSES``, ``MLEJAX_PROCESS_ID``, ``MLEJAX_LOCAL_DEVICE_IDS``; under
     SLURM, ``SLURM_NTASKS`` and ``SLURM_PROCID`` are used).
@@ -67,19 +75,18 @@ def main(argv=None) -> int:
         return 2
     import jax
 
-    from . import MixedLogit, fit, from_long, load_electricity, panel_data
+    from . import fit, panel_data
 
-    attributes = panel_data.ELECTRICITY_ATTRIBUTES
-    model = MixedLogit(attributes, {a: "n" for a in attributes})
-    data = from_long(load_electricity(), model, **panel_data.ELECTRICITY_COLUMNS)
-    res = fit(model, data, n_draws=args.draws, draws="xlogit-halton", mesh=consumer_mesh())
+    model, data = panel_data.electricity()
+    mesh = consumer_mesh()
+    res = fit(model, data, n_draws=args.draws, draws="xlogit-halton", method=args.method, mesh=mesh)
     report = {
         "process": jax.process_index(),
         "devices": jax.device_count(),
         "loglik": res.loglik,
         "names": list(res.names),
         "theta": res.theta.tolist(),
-        "se": res.summary()["se"].tolist() if res.success else None,
+        "se": res.summary()["se"].tolist() if res.cov_error is None else None,
         "nit": res.nit,
         "success": res.success,
         "run_s": res.run_s,

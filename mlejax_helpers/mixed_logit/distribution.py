@@ -95,11 +95,14 @@ def covariances(result: Result, cov: str = "robust") -> tuple[pd.DataFrame, pd.D
 def correlations(result: Result, cov: str = "robust") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(correlation, se)``: the correlation matrix of the random coefficients' exponents
     implied by the Cholesky factor, and the delta-method standard error of each entry
-    (ones with SE 0 on the diagonal; zero off it for an uncorrelated model)."""
+    (ones with SE 0 on the diagonal, set, not computed: a zero sd would give 0/0; zero
+    off it for an uncorrelated model)."""
     model = getattr(result, "model", None)
 
     def corr(t, a, b):
         s = _cov_matrix(t, model)
         return s[a, b] / jnp.sqrt(s[a, a] * s[b, b])
 
-    return _implied(result, cov, corr)
+    value, se = _implied(result, cov, corr)
+    eye = np.eye(len(value), dtype=bool)
+    return value.mask(eye, 1.0), se.mask(eye, 0.0)  # exactly, even where an sd is 0

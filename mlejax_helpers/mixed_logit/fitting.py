@@ -3,7 +3,8 @@ r"""Fitting a :class:`~.model.MixedLogit`: :func:`fit` and the one compiled prog
 Each evaluation runs one program (:func:`_program`) that returns the -LL, its gradient
 and the BHHH matrix :math:`S'S` of the per-person scores together, the persons split
 over a mesh of devices (one device by default) with each device's sums added by one
-``psum``. scipy drives the optimisation; BFGS starts from the inverse BHHH matrix;
+``psum``. scipy drives the optimisation, or the device loop (:mod:`.device_loop`) runs all of
+it in one program; BFGS starts from the inverse BHHH matrix;
 ``success`` is the convergence test of :mod:`.diagnostics`; the exact Hessian for
 standard errors is forward mode over the analytic gradient, timed apart.
 """
@@ -70,7 +71,7 @@ def finite_outcome(success, message, theta, total) -> tuple[bool, str]:
 def bhhh_start(
     a,
     names,
-    remedy="change theta0, drop the parameter, or start from the identity (init='identity')",
+    remedy,
 ) -> np.ndarray:
     """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
@@ -239,7 +240,8 @@ def fit(
     ``method``: ``"L-BFGS-B"`` (xlogit's stopping rule: ``ftol`` 1e-10, ``gtol`` 1e-6 on
     the total gradient), ``"BFGS"`` (from the inverse BHHH matrix at the start) or
     ``"device"`` (the same BFGS with the whole loop one compiled program, stopping on the
-    convergence test itself: :mod:`.device_loop`; analytic gradient only).
+    convergence test itself: :mod:`.device_loop`; analytic gradient only; ``gtol`` and
+    ``ftol`` are scipy's and unused).
     ``gradient``: ``"analytic"`` (the per-person scores, one program with the value) or
     ``"autodiff"``. ``se``: compute the Hessian and the BHHH matrix for standard errors
     (timed apart, ``se_s``) when the fit converged. ``mesh``
@@ -278,11 +280,9 @@ def fit(
     t0 = time.perf_counter()
     fun, triple, placed = _objective(model, arrays, draws, gradient, mesh)
     if method == "device":
-        program, n = _program(model, mesh, "analytic"), data.n_persons
-        state, compile_s, run_s = device_loop.solve(program, placed, theta0, n, maxiter)
-        compile_s += time.perf_counter() - t0 - compile_s - run_s  # with placing the data
-        x, value, grad, bhhh = device_loop.totals(state, n)
-        said, nit, nfev = device_loop.outcome(state, n, maxiter), int(state.nit), int(state.nfev)
+        x, value, grad, bhhh, said, nit, nfev, compile_s, run_s = _device(
+            model, mesh, placed, theta0, data.n_persons, maxiter, t0
+        )
     else:
         x, said, nit, nfev, compile_s, run_s = _scipy(
             fun, triple, theta0, model, t0, method, gtol, ftol, maxiter
@@ -307,6 +307,13 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
     (chapter 8). ``options``: as for :func:`fit`, with the draws that gave ``result``."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
+    if result.model != model:
+        raise ValueError(f"result was fitted with another model: {result.model}, not {model}")
+    if model.correlated:
+        raise ValueError(
+            "refit_sign_flips flips standard deviations; a correlated model's Cholesky "
+            "factor has none to flip (start from result.theta with a column of L negated)"
+        )
     fits = [result]
     for k, name in enumerate(model.param_names):
         if name.startswith("sd."):
@@ -315,6 +322,18 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
             fits.append(fit(model, data, **{**options, "start": start}))
     converged = [f for f in fits if f.success] or fits
     return max(converged, key=lambda f: f.loglik)
+
+
+def _device(model, mesh, placed, theta0, n, maxiter, t0):
+    """The device loop (:mod:`.device_loop`) from ``theta0``: ``(x, -LL, gradient, S'S,
+    message, nit, nfev, compile_s, run_s)``, ``compile_s`` counted from ``t0`` (placing
+    the data included)."""
+    program = _program(model, mesh, "analytic")
+    state, _, run_s = device_loop.solve(program, placed, theta0, n, maxiter)
+    compile_s = time.perf_counter() - t0 - run_s
+    x, value, grad, bhhh = device_loop.totals(state, n)
+    said = device_loop.outcome(state, n, maxiter)
+    return x, value, grad, bhhh, said, int(state.nit), int(state.nfev), compile_s, run_s
 
 
 def _scipy(fun, triple, theta0, model, t0, method, gtol, ftol, maxiter):

@@ -270,6 +270,14 @@ def load_electricity() -> pd.DataFrame:
     return _packaged("electricity.csv.gz")
 
 
+def electricity() -> tuple[MixedLogit, PanelData]:
+    """Chapter 8's model on Train's electricity panel: ``(model, data)``, every attribute's
+    coefficient an independent normal, the data built by :func:`from_long` from
+    :func:`load_electricity`."""
+    model = MixedLogit(ELECTRICITY_ATTRIBUTES, {a: "n" for a in ELECTRICITY_ATTRIBUTES})
+    return model, from_long(load_electricity(), model, **ELECTRICITY_COLUMNS)
+
+
 def load_mode_canada() -> pd.DataFrame:
     """Forinash and Koppelman's intercity mode choice (VIA Rail, 1989) in long layout,
     one row per *available* mode (15,520 rows, 4,324 travellers; provenance in the

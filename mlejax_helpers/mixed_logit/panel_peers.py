@@ -37,8 +37,11 @@ def from_peer(values, names, model: MixedLogit) -> np.ndarray:
 
 def with_every_alternative(df, *, situation, alternative, choice, availability="avail"):
     """``df`` with a row for every alternative in every situation, as xlogit's long format
-    needs: the rows added for alternatives a situation did not offer have zero attributes,
-    ``choice`` 0 and ``availability`` 0 (the others 1), so the likelihood is unchanged."""
+    needs. A row added for an alternative the situation did not offer has ``choice`` 0,
+    ``availability`` 0 (the others 1), the situation's values in the columns that are
+    constant within every situation (person-level ones such as income), and 0 elsewhere;
+    unavailable, it leaves the likelihood unchanged. The original rows are kept as they
+    are."""
     alts = sorted(df[alternative].unique())
     situations = df[situation].unique()
     full = pd.MultiIndex.from_product([situations, alts], names=[situation, alternative])
@@ -48,7 +51,8 @@ def with_every_alternative(df, *, situation, alternative, choice, availability="
     constant = df.groupby(situation)[others].nunique().max() <= 1
     per_situation = list(constant[constant].index)
     out[per_situation] = out.groupby(level=0)[per_situation].transform("first")
-    out = out.fillna(0).reset_index()
+    out.loc[missing] = out.loc[missing].fillna(0)  # only the added rows
+    out = out.reset_index()
     out.loc[missing.to_numpy(), [choice, availability]] = 0
     return out
 

@@ -1,15 +1,14 @@
 r"""The likelihood over several devices and processes: consumers split, parameters replicated.
 
 A :class:`jax.sharding.Mesh` names the devices; a ``NamedSharding`` with
-``PartitionSpec("consumers")`` splits every array's leading (consumer) axis
-across them. ``jax.jit`` of the unchanged likelihood then runs each device on
-its own consumers, and XLA inserts one all-reduce for the sums over consumers:
-the value and the 6-vector gradient, 56 bytes per evaluation, whatever ``N``.
+``PartitionSpec("consumers")`` splits every array's leading (consumer, or person)
+axis across them. Each device then works on its own consumers, and one all-reduce
+adds the sums over consumers: the value, the gradient and (for the one estimator)
+the BHHH matrix, a few hundred bytes per evaluation whatever ``N``.
+:func:`~mlejax_helpers.mixed_logit.fitting.fit` places a panel on a mesh itself;
+:func:`mlejax_helpers.apartments.shard` does it for chapter 6's data.
 
 * :func:`consumer_mesh`: a one-axis mesh (one device is the single-device case);
-* :func:`shard`: pad the consumers to a multiple of the device count with
-  zero-weight consumers (never dropped) and place them on the mesh; with several
-  processes each passes only its own consumers;
 * :func:`start_processes`: ``jax.distributed.initialize`` after a check of the set-up
   (every process's count and id, on the coordinator's port + 1) with errors that name
   the address and what was wrong, never a hang or an abort;

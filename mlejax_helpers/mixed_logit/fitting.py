@@ -68,17 +68,13 @@ def finite_outcome(success, message, theta, total) -> tuple[bool, str]:
     return False, f"non-finite optimum (-LL = {total}, theta = {theta}); scipy said: {message}"
 
 
-def bhhh_start(
-    a,
-    names,
-    remedy,
-) -> np.ndarray:
+def bhhh_start(a, names, remedy: str) -> np.ndarray:
     """The inverse of ``a``, symmetrised (scipy's BFGS checks that ``hess_inv0`` is symmetric).
 
     With ``a = S'S / N``, the BHHH approximation of the average -LL's Hessian
     from the per-consumer scores ``S``, this is BFGS's BHHH start (as in xlogit).
     A singular ``a`` (some parameter's scores all zero, or collinear) is refused with
-    the names of the parameters that are not identified at the start.
+    the names of the parameters that are not identified at the start, and ``remedy``.
     """
     a = np.asarray(a, dtype=float)
     lost = unidentified(a, names)

@@ -14,17 +14,20 @@ label contains                          shown with
 ``-LL``, ``-SLL``, ``loglik``            3 decimals (objective values are compared)
 ``p`` (the whole label) or ``p-value``   3 decimals, "<0.001" below that
 ``x`` (a word), ``ratio``               2 decimals (a ratio "2.64x")
+``s``, ``ms``, ``seconds``, ``time``     each value to 3 significant digits
 anything else                           3 significant digits at the column's
                                         median size (0 to 4 decimals)
 =====================================  =========================================
 
 A column whose values are all whole numbers is shown without decimals
-(iterations, sizes, counts), with thousands separators.
+(iterations, sizes, counts), with thousands separators. Text in a column (a failure
+such as "OOM" beside times) is shown as it is.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -57,32 +60,46 @@ def label(name) -> str:
     return LABELS.get(name, name.replace("_", " "))
 
 
-def decimals(name, values: pd.Series) -> int | None:
-    """Decimals to show for column ``name`` holding ``values`` (None: not a number)."""
-    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+SIGNIFICANT = "3 significant"  # a time: each value to 3 significant digits
+
+
+def decimals(name, values: pd.Series) -> int | str | None:
+    """Decimals to show for column ``name`` holding ``values``: an int, :data:`SIGNIFICANT`
+    (a time column), or None (no number in it: shown as it is)."""
+    if pd.api.types.is_bool_dtype(values):
         return None
-    finite = values[np.isfinite(values.astype(float))].astype(float)
-    if finite.empty or (finite == finite.round()).all():
+    numbers = pd.to_numeric(values[[not isinstance(v, bool) for v in values]], errors="coerce")
+    finite = numbers[np.isfinite(numbers.astype(float))].astype(float)
+    if finite.empty:
+        return None
+    if (finite == finite.round()).all():
         return 0
     text = str(name).lower()
-    if any(k in text for k in ("-ll", "-sll", "loglik")):
+    if any(k in text for k in ("-ll", "-sll", "loglik", "log-likelihood")):
         return 3
     if text in ("p", "p-value") or "p-value" in text:
         return 3
     if text == "x" or text.startswith("x ") or text.endswith(" x") or "ratio" in text:
         return 2
+    if re.search(r"\b(s|ms|seconds|time)\b", text):
+        return SIGNIFICANT
     size = float(finite.abs().median())
     if size == 0:
         return 2
     return int(min(4, max(0, 2 - math.floor(math.log10(size)))))
 
 
-def _formatter(places: int, floor: float | None = None):
+def _formatter(places, floor: float | None = None):
     def fmt(v):
-        if v is None or (isinstance(v, float) and not np.isfinite(v)) or pd.isna(v):
+        if isinstance(v, str):
+            return v
+        if v is None or pd.isna(v):
             return "-"
         if floor is not None and abs(v) < floor:
             return f"<{floor:g}"
+        if places == SIGNIFICANT:
+            digits = 0 if v == 0 else max(0, 2 - math.floor(math.log10(abs(v))))
+            return f"{v:,.{digits}f}"
         return f"{v:,.{places}f}"
 
     return fmt
@@ -113,7 +130,7 @@ def table(df, caption: str | None = None, *, digits=None, labels=None, by_row=Fa
         shown = shown.reset_index()  # one named index: a column like the others
     formats = {}
     for col in shown.columns:
-        places = digits.get(col, decimals(col, shown[col]))
+        places = digits.get(col, decimals(labels.get(col, label(col)), shown[col]))
         if places is not None:
             is_p = str(col).lower() in ("p", "p-value") and col not in digits
             formats[col] = _formatter(places, floor=1e-3 if is_p and places else None)

@@ -53,7 +53,7 @@ def test_rounding_follows_the_quantity_and_whole_numbers_stay_whole():
     assert shown["-SLL"] == ["3,886.848", "3,890.697"]
     assert shown["ratio"] == ["2.64", "0.50"]
     assert shown["iterations"] == ["25", "43"]
-    assert shown["fit only (s)"] == ["0.235", "1.500"]  # 3 significant at median ~0.9
+    assert shown["fit only (s)"] == ["0.235", "1.50"]  # a time: 3 significant digits
     assert shown["SE"] == ["0.012", "0.200"]
 
 
@@ -99,3 +99,10 @@ def test_a_side_by_side_table_is_rounded_row_by_row():
 def test_p_values_below_a_thousandth_are_not_shown_as_zero():
     shown = cells(show.table(pd.DataFrame({"p": [0.04321, 1e-12]})))
     assert shown["p"] == ["0.043", "<0.001"]
+
+
+def test_text_beside_numbers_is_kept_and_the_numbers_are_still_rounded():
+    df = pd.DataFrame({"paper (s)": [0.96, "OOM", 186.53], "ours": [1.0, 2.5, None]})
+    shown = cells(show.table(df))
+    assert shown["paper (s)"] == ["0.960", "OOM", "187"]
+    assert shown["ours"] == ["1.00", "2.50", "-"]

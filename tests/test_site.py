@@ -84,6 +84,26 @@ window.addEventListener("load", () => setTimeout(() => {
   out.id = "mlejax-overflow";
   out.textContent = JSON.stringify(found);
   document.body.appendChild(out);
+  // The page's own facts: its height, whether its contents (or their button) show,
+  // and every output figure without a caption.
+  const shown = (el) => !!el && el.offsetParent !== null && el.getBoundingClientRect().width > 0;
+  const toggle = document.querySelector(".secondary-toggle, .pst-navbar-icon.secondary-toggle");
+  const figures = [...document.querySelectorAll("div.cell_output img")];
+  const bare = figures.filter((img) => {
+    const fig = img.closest("figure");
+    const cap = fig && fig.querySelector("figcaption");
+    return !(cap && cap.innerText.trim().length > 20 && img.alt && img.alt.length > 5);
+  });
+  const facts = document.createElement("pre");
+  facts.id = "mlejax-page";
+  facts.textContent = JSON.stringify({
+    height: document.documentElement.scrollHeight,
+    contents: shown(document.querySelector(".bd-sidebar-secondary")),
+    contents_button: shown(toggle),
+    figures: figures.length,
+    uncaptioned: bare.map((img) => img.src.split("/").pop()),
+  });
+  document.body.appendChild(facts);
 }, 3000));
 </script>"""
 
@@ -103,13 +123,24 @@ class ProbingHandler(http.server.SimpleHTTPRequestHandler):
         return io.BytesIO(body)
 
 
+@functools.cache
+def probed(url) -> str:
+    """``url`` at 1280 x 800 px (a laptop) after :data:`PROBE` has run, as DOM text."""
+    out = chromium("--virtual-time-budget=25000", "--window-size=1280,800", "--dump-dom", url)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def probe(url, name):
+    """One of :data:`PROBE`'s reports on ``url``: ``overflow`` or ``page``."""
+    found = re.search(rf'<pre id="mlejax-{name}">(.*?)</pre>', probed(url), re.S)
+    assert found, f"{url}: the {name} probe did not run"
+    return json.loads(html_lib.unescape(found.group(1)))
+
+
 def overflowing(url) -> list[dict]:
     """What overflows the article on ``url`` at 1280 px (see :data:`PROBE`)."""
-    out = chromium("--virtual-time-budget=25000", "--window-size=1280,2600", "--dump-dom", url)
-    assert out.returncode == 0, out.stderr[-2000:]
-    found = re.search(r'<pre id="mlejax-overflow">(.*?)</pre>', out.stdout, re.S)
-    assert found, f"{url}: the overflow probe did not run"
-    return json.loads(html_lib.unescape(found.group(1)))
+    return probe(url, "overflow")
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +234,29 @@ def test_nothing_is_wider_than_the_page(server, chapter):
         f"  {f['tag']} {f['scroll']}px in {f['width']}px: {f['text']!r}" for f in found
     )
     assert not found, f"{chapter}: {len(found)} element(s) wider than the page at 1280 px\n{report}"
+
+
+@needs_site
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_page_contents_show_at_1280_px_and_every_figure_has_a_caption(server, chapter):
+    facts = probe(server + page(chapter), "page")
+    assert facts["contents"] or facts["contents_button"], (
+        f"{chapter}: neither the page's contents nor their button is visible at 1280 px"
+    )
+    assert facts["figures"] and not facts["uncaptioned"], (
+        f"{chapter}: figures without a caption and alt text: {facts['uncaptioned']}"
+    )
+
+
+# Chapter 7 is rebuilt around its verdicts to about 12 screens of a 1280 x 800 laptop
+# (issue 24); a later addition that makes it a lab notebook again fails here.
+SCREEN_PX = 800
+
+
+@needs_site
+def test_the_benchmark_chapter_stays_about_twelve_screens(server):
+    height = probe(server + page("07_benchmark"), "page")["height"]
+    assert height <= 13 * SCREEN_PX, f"chapter 7 is {height / SCREEN_PX:.1f} screens at 1280 px"
 
 
 @needs_site

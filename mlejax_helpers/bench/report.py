@@ -270,6 +270,51 @@ def table2(df: pd.DataFrame, dim: str, value: str = "fit_s_median") -> pd.DataFr
     return out[order].rename_axis(dim.upper())
 
 
+def table2_beside_paper(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 in one: a row per size varied (N, J or R from the base case, which is
+    the first row and is not repeated), and for
+    each of the paper's three gradients our fit-only median beside the paper's time;
+    then xlogit's fastest converging variant here (named) beside the paper's xlogit, and
+    ``fit(data)``. Failures are spelled out (:func:`cell`)."""
+    blocks = []
+    for dim in ("n", "j", "r"):
+        ours, paper = table2(df, dim, "cell"), paper_table2(dim)
+        secs = table2(df, dim, "fit_s_median")
+        status = table2(df, dim, "status")
+        xl = [c for c in ours.columns if c.startswith("xlogit")]
+        block = pd.DataFrame(index=ours.index)
+        for method, short in (("autodiff", "autodiff"), ("analytic", "analytic"),
+                              ("finite-differences", "FD")):  # fmt: skip
+            block[(method, "ours")] = ours[short]
+            block[(method, "paper")] = paper[method].reindex(ours.index)
+        ok = secs[xl].where(status[xl] == "ok")
+        best = ok.idxmin(axis=1)
+        block[("xlogit", "ours")] = [
+            f"{ok.loc[i, b]:.3g} ({b.removeprefix('xlogit ')})" if isinstance(b, str) else "-"
+            for i, b in best.items()
+        ]
+        block[("xlogit", "paper")] = paper["xlogit"].reindex(ours.index)
+        block[("fit(data)", "ours")] = ours["fit(data)"]
+        if dim != "n":  # the base case is the N block's first row already
+            block = block.drop(index=TABLE2_BASE[dim], errors="ignore")
+        block.index = pd.MultiIndex.from_product([[dim.upper()], block.index])
+        blocks.append(block)
+    out = pd.concat(blocks)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out.rename_axis(["varied", "value"])
+
+
+def table4_beside_paper(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 4 (solver x gradient, fit-only medians) beside the paper's, column pairs."""
+    ours = table4(df, "cell")
+    paper = PAPER_TABLE4.reindex(ours.index)
+    cols = {}
+    for method in ("autodiff", "analytic", "finite-differences"):
+        cols[(method, "ours")] = ours[method].fillna("not run")
+        cols[(method, "paper")] = paper[method]
+    return pd.DataFrame(cols).rename_axis("solver")
+
+
 def _with_cells(sub: pd.DataFrame) -> pd.DataFrame:
     sub = sub.copy()
     sub["cell"] = [cell(r) for _, r in sub.iterrows()]

@@ -14,14 +14,19 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 def toc_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = []
+
+    def walk(entries):
+        for entry in entries:
+            files.append(entry["file"])
+            walk(entry.get("sections", []))  # a chapter's later parts (chapter 2's)
+
     for part in toc.get("parts", []):
-        for chapter in part.get("chapters", []):
-            files.append(chapter["file"])
+        walk(part.get("chapters", []))
     return files
 
 
 def test_the_readme_lists_exactly_the_chapters_on_disk():
-    listed = re.findall(r"`notebooks/(\d\d_\w+)\.ipynb`", (ROOT / "README.md").read_text())
+    listed = re.findall(r"`notebooks/(\d\d[a-z]?_\w+)\.ipynb`", (ROOT / "README.md").read_text())
     assert listed and listed == [p.stem for p in NOTEBOOKS], listed
 
 
@@ -51,8 +56,16 @@ def test_every_toc_file_exists():
 
 
 def test_chapters_are_numbered_in_order():
-    numbers = [int(p.name.split("_")[0]) for p in NOTEBOOKS]
-    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    """The file names follow the numbers the table of contents gives the chapters: 01 to
+    09, and a chapter's later part as its number and a letter, right after it (02b)."""
+    stems = [p.name.split("_")[0] for p in NOTEBOOKS]
+    chapters = [s for s in stems if s.isdigit()]
+    assert [int(s) for s in chapters] == list(range(1, len(chapters) + 1)), stems
+    for part in (s for s in stems if not s.isdigit()):
+        assert part[:-1] in chapters and part[-1].isalpha(), part
+        assert stems.index(part) > stems.index(part[:-1]), part
+    in_toc = [f for f in toc_files() if f.startswith("notebooks/")]
+    assert in_toc == [f"notebooks/{p.stem}" for p in NOTEBOOKS], in_toc  # the same order
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -45,6 +45,33 @@ def enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+def cpu_devices(n: int | None = None) -> int:
+    """Ask JAX for ``n`` CPU devices (default: one per core), so that :func:`fit
+    <mlejax_helpers.mixed_logit.fit>` splits the persons over them (its ``mesh="auto"``).
+
+    XLA reads ``--xla_force_host_platform_device_count`` once, when JAX starts its
+    backend, so this must run before the first array or device query; afterwards it
+    raises instead of silently doing nothing. Returns ``n``. Chapter 9 measures what it
+    gains (``results/bench-cpu-panelsharding.jsonl``).
+    """
+    import os
+
+    from jax._src import xla_bridge
+
+    n = (os.cpu_count() or 1) if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive whole number of devices, got {n!r}")
+    if xla_bridge.backends_are_initialized():
+        raise RuntimeError(
+            "cpu_devices must run before JAX starts (before any array is made or any "
+            "device is listed); call it first, or start Python with XLA_FLAGS="
+            f"--xla_force_host_platform_device_count={n}"
+        )
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count=" not in f]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={n}"])
+    return n
+
+
 def compilation_cache(path) -> Path:
     """Switch on JAX's persistent compilation cache in folder ``path`` (created if needed).
 

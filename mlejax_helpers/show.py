@@ -13,7 +13,7 @@ label contains                          shown with
 =====================================  =========================================
 ``-LL``, ``-SLL``, ``loglik``            3 decimals (objective values are compared)
 ``p`` (the whole label) or ``p-value``   3 decimals, "<0.001" below that
-``x`` (a word), ``ratio``               2 decimals (a ratio "2.64x")
+``x`` (a word), ``ratio``, `` / ``       2 decimals (a ratio "2.64x")
 ``s``, ``ms``, ``seconds``, ``time``     each value to 3 significant digits
 anything else                           3 significant digits at the column's
                                         median size (0 to 4 decimals)
@@ -79,7 +79,13 @@ def decimals(name, values: pd.Series) -> int | str | None:
         return 3
     if text in ("p", "p-value") or "p-value" in text:
         return 3
-    if text == "x" or text.startswith("x ") or text.endswith(" x") or "ratio" in text:
+    if (
+        text == "x"
+        or text.startswith("x ")
+        or text.endswith(" x")
+        or "ratio" in text
+        or " / " in text
+    ):
         return 2
     if re.search(r"\b(s|ms|seconds|time)\b", text):
         return SIGNIFICANT
@@ -87,6 +93,12 @@ def decimals(name, values: pd.Series) -> int | str | None:
     if size == 0:
         return 2
     return int(min(4, max(0, 2 - math.floor(math.log10(size)))))
+
+
+def significant(v: float) -> str:
+    """``v`` to 3 significant digits, trailing zeros kept, never in e-notation (a time)."""
+    digits = 0 if v == 0 else max(0, 2 - math.floor(math.log10(abs(v))))
+    return f"{v:,.{digits}f}"
 
 
 def _formatter(places, floor: float | None = None):
@@ -98,17 +110,26 @@ def _formatter(places, floor: float | None = None):
         if floor is not None and abs(v) < floor:
             return f"<{floor:g}"
         if places == SIGNIFICANT:
-            digits = 0 if v == 0 else max(0, 2 - math.floor(math.log10(abs(v))))
-            return f"{v:,.{digits}f}"
+            return significant(v)
+        if isinstance(places, str):  # a format of the caller's, such as "{:+.1e}"
+            return places.format(v)
         return f"{v:,.{places}f}"
 
     return fmt
 
 
+def _index_label(v) -> str:
+    """A row label: whole numbers with thousands separators (N = 10,000), else as is."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
 def table(df, caption: str | None = None, *, digits=None, labels=None, by_row=False):
     """``df`` as the book shows a table (a pandas ``Styler``); see the module docstring.
 
-    ``digits`` maps a column to its number of decimals (overriding the rule);
+    ``digits`` maps a column to its number of decimals, :data:`SIGNIFICANT` or a format
+    string such as ``"{:+.1e}"`` (overriding the rule);
     ``labels`` maps a column to its label (overriding :data:`LABELS`). With
     ``by_row=True`` each *row* holds one quantity (a side-by-side table whose
     columns are tools): rows are rounded by their label instead. A default
@@ -141,7 +162,7 @@ def table(df, caption: str | None = None, *, digits=None, labels=None, by_row=Fa
     if not isinstance(shown.columns, pd.MultiIndex):  # grouped headers are the caller's
         shown.columns = [labels.get(c, label(c)) for c in shown.columns]
         formats = {labels.get(c, label(c)): f for c, f in formats.items()}
-    styler = shown.style.format(formats, na_rep="-")
+    styler = shown.style.format(formats, na_rep="-").format_index(_index_label, axis=0)
     if plain_index:
         styler = styler.hide(axis="index")
     if caption:

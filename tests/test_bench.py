@@ -401,6 +401,29 @@ def test_stored_results_cover_every_suite():
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen
 
 
+def test_tables_beside_the_papers_pair_each_of_our_cells_with_the_papers():
+    df = report.load(ROOT / "results" / "bench-cpu.jsonl")
+    t2 = report.table2_beside_paper(df)
+    assert list(t2.index) == [
+        ("N", 10_000),
+        ("N", 50_000),
+        ("N", 100_000),
+        ("J", 100),
+        ("J", 500),
+        ("R", 50),
+        ("R", 100),
+    ]  # the base case once
+    for dim, value in t2.index:
+        ours, paper = report.table2(df, dim.lower(), "cell"), report.paper_table2(dim.lower())
+        for method, short in (("autodiff", "autodiff"), ("finite-differences", "FD")):
+            assert t2.loc[(dim, value), (method, "ours")] == ours.loc[value, short]
+            assert t2.loc[(dim, value), (method, "paper")] == paper.loc[value, method]
+        assert t2.loc[(dim, value), ("xlogit", "ours")].endswith(")")  # names its variant
+    t4 = report.table4_beside_paper(df)
+    assert t4.loc["Newton-CG", ("finite-differences", "ours")] == "not run"
+    assert t4.loc["BFGS", ("autodiff", "paper")] == report.PAPER_TABLE4.loc["BFGS", "autodiff"]
+
+
 def test_results_are_found_from_the_working_directory(tmp_path, monkeypatch):
     from mlejax_helpers import config
 

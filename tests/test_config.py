@@ -27,3 +27,14 @@ def test_x64_is_enabled():
 
     config.enable_x64()
     assert jnp.zeros(1).dtype == jnp.float64
+
+
+def test_cpu_devices_refuses_once_jax_has_started_and_checks_its_argument():
+    import jax
+
+    jax.devices()  # JAX has started: the flag would be read never again
+    with pytest.raises(RuntimeError, match="before JAX starts"):
+        config.cpu_devices(2)
+    for bad in (0, -1, 2.5, True, "2"):
+        with pytest.raises(ValueError, match="positive whole number"):
+            config.cpu_devices(bad)

@@ -167,7 +167,11 @@ def test_bad_set_ups_are_refused():
 
 
 def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
+    # the process starts with one CPU device; config.cpu_devices asks for two before JAX
+    # starts, and fit's default mesh ("auto") then splits the persons over both
     code = """
+    from mlejax_helpers import config
+    config.cpu_devices(2)
     import json, jax
     import numpy as np
     from mlejax_helpers import mixed_logit as ml
@@ -178,13 +182,16 @@ def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
     model = ml.MixedLogit(attrs, {a: "n" for a in attrs})
     data = ml.from_long(df, model, **ml.panel_data.ELECTRICITY_COLUMNS)
     out = {}
-    for n in (1, 2):
-        res = ml.fit(model, data, n_draws=10, mesh=consumer_mesh(jax.devices()[:n]))
-        out[n] = [res.loglik, res.theta.tolist(), res.success, np.diag(res.cov()).tolist()]
+    assert len(jax.devices()) == 2
+    for n, mesh in ((1, None), (2, "auto"), (3, consumer_mesh(jax.devices()[:1]))):
+        res = ml.fit(model, data, n_draws=10, mesh=mesh)
+        out[n] = [res.loglik, res.theta.tolist(), res.success, np.diag(res.cov()).tolist(),
+                  res.devices]
     print(json.dumps(out))
     """
-    out = json.loads(run_with_host_devices(code, 2, timeout=300).strip().splitlines()[-1])
+    out = json.loads(run_with_host_devices(code, 1, timeout=300).strip().splitlines()[-1])
     one, two = out["1"], out["2"]
+    assert (one[4], two[4], out["3"][4]) == (1, 2, 1)  # None: the off switch; auto: both
     assert one[2] and two[2]  # both converged
     assert two[0] == pytest.approx(one[0], rel=1e-10)
     np.testing.assert_allclose(two[1], one[1], rtol=1e-8, atol=1e-8)

@@ -233,8 +233,9 @@ def measure_sharding(cfg, data, apt, rounds: int = 9, per_round: int = 10) -> di
 def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     """Issue 22: the one estimator's program (value, gradient and S'S) for chapter 8's model
     (six normals, ``cfg.r`` of xlogit's draws per person) on a mesh of every forced host
-    device against a mesh of one, interleaved (``rounds`` x ``per_round`` calls each), then
-    one fit on the whole mesh."""
+    device against a mesh of one, and on one device the value alone and autodiff's value
+    and gradient, interleaved (``rounds`` x ``per_round`` calls each), then one fit on the
+    whole mesh."""
     import jax
 
     from ..mixed_logit import fit, panel_data
@@ -249,10 +250,14 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     calls = {}
     for name, mesh in (("one", consumer_mesh(jax.devices()[:1])), ("all", consumer_mesh())):
         program, placed = _program(model, mesh, "analytic"), _place(data.arrays, draws, mesh)
-        jax.block_until_ready(program(theta, *placed))  # compiled before the clock
         calls[name] = (program, placed, mesh)
-    times = {"one": [], "all": []}
-    for _ in range(rounds):  # interleaved, so that drift hits both alike
+    one = calls["one"]  # on one device, what the program costs against the value alone
+    calls["value"] = (_value_program(model), one[1], one[2])
+    calls["autodiff"] = (_program(model, one[2], "autodiff"), one[1], one[2])
+    for program, placed, _ in calls.values():
+        jax.block_until_ready(program(theta, *placed))  # compiled before the clock
+    times = {name: [] for name in calls}
+    for _ in range(rounds):  # interleaved, so that drift hits every program alike
         for name, (program, placed, _) in calls.items():
             times[name].append(time_call(program, theta, *placed, repeats=per_round).median_s)
     res = fit(model, data, n_draws=cfg.r, draws="xlogit-halton", mesh=calls["all"][2], se=False)
@@ -263,6 +268,10 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
         "eval_s_one_device_rounds": times["one"],
         "eval_s_mesh_rounds": times["all"],
         "ratio_mesh_to_one_device": float(np.median(times["all"]) / np.median(times["one"])),
+        "eval_s_value": float(np.median(times["value"])),
+        "eval_s_value_and_grad_autodiff": float(np.median(times["autodiff"])),
+        "ratio_program_to_value": float(np.median(times["one"]) / np.median(times["value"])),
+        "ratio_autodiff_to_value": float(np.median(times["autodiff"]) / np.median(times["value"])),
         "theta": res.theta.tolist(),
         "neg_loglik": -res.loglik,
         "nit": res.nit,
@@ -273,6 +282,20 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
         "status": "ok" if res.success else "did not converge",
         "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
     }
+
+
+def _value_program(model):
+    """``jit((theta, arrays, draws, weight) -> -LL)``: the value alone, in the same blocks
+    of persons as the estimator's program, to price the gradient and S'S it adds."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..mixed_logit.panel import _per_person, _person_loglik
+
+    def value(theta, arrays, draws, weight):
+        return -jnp.sum(weight * _per_person(_person_loglik, theta, model, arrays, draws)[0])
+
+    return jax.jit(value)
 
 
 def _chunk_used(cfg, data, apt) -> int | None:

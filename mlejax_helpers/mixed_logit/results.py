@@ -42,6 +42,7 @@ class Result:
     were computed, and ``cov_error`` then says why. ``data_fingerprint`` and
     ``persons_fingerprint`` identify the data and the persons it was fitted to (see
     :class:`~.panel_data.PanelData`), so that tests refuse fits to other data.
+    ``devices`` is how many devices the persons were split over.
     """
 
     model: MixedLogit
@@ -66,6 +67,7 @@ class Result:
     persons_fingerprint: str = ""
     choices_fingerprint: str = ""
     attribute_fingerprints: dict = field(default_factory=dict)
+    devices: int = 1
 
     @property
     def names(self) -> tuple:

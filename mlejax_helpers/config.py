@@ -52,7 +52,7 @@ def cpu_devices(n: int | None = None) -> int:
     XLA reads ``--xla_force_host_platform_device_count`` once, when JAX starts its
     backend, so this must run before the first array or device query; afterwards it
     raises instead of silently doing nothing. Returns ``n``. Chapter 9 measures what it
-    gains (``results/bench-cpu-panelsharding.jsonl``).
+    gains (``results/bench-cpu-panelsharding-value.jsonl``).
     """
     import os
 

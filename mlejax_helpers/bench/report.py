@@ -279,11 +279,10 @@ XLOGIT_RUNS = {  # Table 2's xlogit columns, as a reader needs them named
 
 
 def table2_beside_paper(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 in one: a row per size varied (N, J or R from the base case, which is
-    the first row and is not repeated), and for
-    each of the paper's three gradients our fit-only median beside the paper's time;
-    then xlogit's fastest converging variant here (named) beside the paper's xlogit, and
-    ``fit(data)``. Failures are spelled out (:func:`cell`)."""
+    """Table 2 in one: a row per size varied (N, J or R from the base case, which is the
+    first row and is not repeated); for each of the paper's three gradients our fit-only
+    median beside the paper's time, then xlogit's fastest converging run here (named)
+    beside the paper's xlogit, and ``fit(data)``. Failures are spelled out (:func:`cell`)."""
     blocks = []
     for dim in ("n", "j", "r"):
         ours, paper = table2(df, dim, "cell"), paper_table2(dim)

@@ -201,15 +201,14 @@ def portable_command(command) -> str:
 
 def provenance_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct machine/commit/command behind the records: no absolute paths,
-    and "none" where a field is empty (no GPU, say)."""
+    "none" where a field is empty (no GPU, say), how many records each command wrote and
+    when it started (a run stamps its provenance once, as it starts)."""
     cols = ["source", "cpu", "cores", "gpu", "jax_version", "git_commit", "command"]
     df = df.assign(
         command=df["command"].map(portable_command), source=df["source"].map(lambda s: Path(s).name)
     )
     out = df[cols + ["key", "date"]].astype({"cores": "string"}).fillna("none")
-    out = out.groupby(cols).agg(
-        records=("key", "size"), first=("date", "min"), last=("date", "max")
-    )
+    out = out.groupby(cols).agg(records=("key", "size"), started=("date", "min"))
     return out.reset_index()
 
 

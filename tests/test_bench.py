@@ -236,6 +236,8 @@ def test_fastest_per_tool_picks_each_tools_fastest_converging_run():
     assert best.loc[(1, "mlejax"), "label"] == "ml.fit(model, data), device"
     assert best.loc[(1, "xlogit"), "label"] == "xlogit, L-BFGS-B"
     assert best.loc[(1, "xlogit"), "median"] == pytest.approx(3.3)
+    assert report.tool_of("analytic-fused, jit f+g, BFGS, init bhhh") == "mlejax"
+    assert report.tool_of("jaxlogit, L-BFGS-scipy") == "jaxlogit"
     assert report.start_of("mlejax (analytic), BFGS, MNL start") == "own"
     assert report.start_of("xlogit (defaults)") == "own"
     assert report.start_of("xlogit (ours-bfgs)") == "common"
@@ -466,3 +468,22 @@ def test_a_warm_compilation_cache_is_filled_by_another_process(tmp_path, monkeyp
     )
     assert stored.key == "b5bf1367ef7dd9bc"
     assert Config(**{**stored.to_dict(), "cache": "warm"}).key != stored.key
+
+
+def test_the_value_program_the_benchmark_prices_is_the_estimators_value():
+    import jax
+
+    from mlejax_helpers.bench.child import _value_program
+    from mlejax_helpers.mixed_logit import panel_data
+    from mlejax_helpers.mixed_logit.fitting import _place, _program
+    from mlejax_helpers.mixed_logit.model import default_start
+    from mlejax_helpers.mixed_logit.sharding import consumer_mesh
+
+    model, data = panel_data.electricity()
+    draws = panel_data.panel_draws(data.n_persons, 20, len(model.random), "xlogit-halton")
+    mesh = consumer_mesh(jax.devices()[:1])
+    placed = _place(data.arrays, draws, mesh)
+    theta = default_start(model) + 0.1
+    value = float(_value_program(model)(theta, *placed))
+    assert value == pytest.approx(float(_program(model, mesh, "analytic")(theta, *placed)[0]))
+    assert value == pytest.approx(float(_program(model, mesh, "autodiff")(theta, *placed)[0]))

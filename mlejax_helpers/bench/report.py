@@ -368,11 +368,11 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def tool_of(label: str) -> str:
-    """The tool a record's label names, for the suites that compare tools (onefit,
-    realdata): ``"mlejax"`` (ours), ``"xlogit"`` or ``"jaxlogit"``. Other labels give their
-    first word."""
+    """The tool a record's label names: ``"xlogit"`` or ``"jaxlogit"`` for the peers'
+    runs, ``"mlejax"`` for every other (ours: ``ml.fit``, or chapter 6's kernel in the
+    headtohead suite, whose labels name the gradient)."""
     first = label.split(",")[0].split(" ")[0]
-    return "mlejax" if first in ("mlejax", "ml.fit(model") else first
+    return first if first in ("xlogit", "jaxlogit") else "mlejax"
 
 
 def start_of(label: str) -> str:

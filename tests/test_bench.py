@@ -475,15 +475,16 @@ def test_the_value_program_the_benchmark_prices_is_the_estimators_value():
 
     from mlejax_helpers.bench.child import _value_program
     from mlejax_helpers.mixed_logit import panel_data
-    from mlejax_helpers.mixed_logit.fitting import _place, _program
+    from mlejax_helpers.mixed_logit.fitting import evaluation_program, place_persons
     from mlejax_helpers.mixed_logit.model import default_start
     from mlejax_helpers.mixed_logit.sharding import consumer_mesh
 
     model, data = panel_data.electricity()
     draws = panel_data.panel_draws(data.n_persons, 20, len(model.random), "xlogit-halton")
     mesh = consumer_mesh(jax.devices()[:1])
-    placed = _place(data.arrays, draws, mesh)
+    placed = place_persons(data.arrays, draws, mesh)
     theta = default_start(model) + 0.1
     value = float(_value_program(model)(theta, *placed))
-    assert value == pytest.approx(float(_program(model, mesh, "analytic")(theta, *placed)[0]))
-    assert value == pytest.approx(float(_program(model, mesh, "autodiff")(theta, *placed)[0]))
+    for gradient in ("analytic", "autodiff"):
+        program = evaluation_program(model, mesh, gradient)
+        assert value == pytest.approx(float(program(theta, *placed)[0]))

@@ -276,11 +276,11 @@ def test_padding_to_whole_blocks_leaves_the_likelihood_unchanged(monkeypatch):
     model, df = _messy()
     data = pdata.from_long(df, model, availability="avail", outside_option=True, **COLS)
     draws = pdata.panel_draws(40, 30, 2, "pseudo", seed=1)
-    arrays, placed_draws, weight = fitting._place(data.arrays, draws, consumer_mesh())
+    arrays, placed_draws, weight = fitting.place_persons(data.arrays, draws, consumer_mesh())
     block = pn.block_size(arrays.x.shape[0], 4, 4, 30)
     assert arrays.x.shape[0] % block == 0 and weight.sum() == 40 < arrays.x.shape[0]
     theta = default_start(model) + 0.1
-    program = fitting._program(model, consumer_mesh(), "analytic")
+    program = fitting.evaluation_program(model, consumer_mesh(), "analytic")
     value, grad, _ = program(theta, arrays, placed_draws, weight)
     ref_value, ref_grad = pn.value_and_grad(theta, model, data, draws)
     assert float(value) == pytest.approx(float(ref_value), rel=1e-12)

@@ -239,7 +239,7 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     import jax
 
     from ..mixed_logit import fit, panel_data
-    from ..mixed_logit.fitting import _place, _program
+    from ..mixed_logit.fitting import evaluation_program, place_persons
     from ..mixed_logit.model import default_start
     from ..mixed_logit.sharding import consumer_mesh
     from ..timing import time_call
@@ -249,11 +249,11 @@ def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     theta = default_start(model) + 0.1
     calls = {}
     for name, mesh in (("one", consumer_mesh(jax.devices()[:1])), ("all", consumer_mesh())):
-        program, placed = _program(model, mesh, "analytic"), _place(data.arrays, draws, mesh)
-        calls[name] = (program, placed, mesh)
+        program = evaluation_program(model, mesh, "analytic")
+        calls[name] = (program, place_persons(data.arrays, draws, mesh), mesh)
     one = calls["one"]  # on one device, what the program costs against the value alone
     calls["value"] = (_value_program(model), one[1], one[2])
-    calls["autodiff"] = (_program(model, one[2], "autodiff"), one[1], one[2])
+    calls["autodiff"] = (evaluation_program(model, one[2], "autodiff"), one[1], one[2])
     for program, placed, _ in calls.values():
         jax.block_until_ready(program(theta, *placed))  # compiled before the clock
     times = {name: [] for name in calls}

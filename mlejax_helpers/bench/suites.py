@@ -304,10 +304,10 @@ def draws():
 
 def panelsharding():
     """Issue 22: chapter 8's model at 600 draws, the one estimator's program on a mesh of 1
-    and of 2 forced host devices against one device, then a fit on the mesh."""
+    and of 2 and 4 forced host devices against one device, then a fit on the mesh."""
     return [
         Config("panelsharding", "panel-sharding", 361, 4, 600, draws="xlogit-halton", devices=d)
-        for d in (1, 2)
+        for d in (1, 2, 4)
     ]
 
 

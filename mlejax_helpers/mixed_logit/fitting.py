@@ -1,6 +1,6 @@
 r"""Fitting a :class:`~.model.MixedLogit`: :func:`fit` and the one compiled program it runs.
 
-Each evaluation runs one program (:func:`_program`) that returns the -LL, its gradient
+Each evaluation runs one program (:func:`evaluation_program`) that returns the -LL, its gradient
 and the BHHH matrix :math:`S'S` of the per-person scores together, the persons split
 over a mesh of devices (one device by default) with each device's sums added by one
 ``psum``. scipy drives the optimisation, or the device loop (:mod:`.device_loop`) runs all of
@@ -142,7 +142,7 @@ def _start(model, data, start):
 
 
 @functools.lru_cache(maxsize=64)
-def _program(model: MixedLogit, mesh: Mesh, gradient: str):
+def evaluation_program(model: MixedLogit, mesh: Mesh, gradient: str):
     """``jit((theta, arrays, draws, weight) -> (-LL, gradient, S'S))``: one pass over the
     persons, split over ``mesh`` (``shard_map``; a mesh of one device is the whole panel),
     each device's sums added by one ``psum``. ``S'S`` is the BHHH matrix of the per-person
@@ -169,13 +169,13 @@ def _program(model: MixedLogit, mesh: Mesh, gradient: str):
 @functools.lru_cache(maxsize=64)
 def _hessian(model: MixedLogit, mesh: Mesh):
     """The exact Hessian of the -LL: forward mode over the analytic gradient of
-    :func:`_program` (about twice as fast to compile and run as ``jax.hessian``'s
+    :func:`evaluation_program` (about twice as fast to compile and run as ``jax.hessian``'s
     forward-over-reverse through the blocks of persons)."""
-    program = _program(model, mesh, "analytic")
+    program = evaluation_program(model, mesh, "analytic")
     return jax.jit(jax.jacfwd(lambda theta, *rest: program(theta, *rest)[1]))
 
 
-def _place(arrays, draws, mesh: Mesh):
+def place_persons(arrays, draws, mesh: Mesh):
     """``(arrays, draws, weight)`` on ``mesh``, persons split along its axis, padded with
     zero-weight copies of the first person (never dropped) to whole blocks of
     :func:`~.panel.block_size` on every device, so that ``lax.map`` compiles one body."""
@@ -196,12 +196,12 @@ def _objective(model, arrays, draws, gradient, mesh):
     """``(fun, triple, placed)``: scipy's ``fun(theta) -> (-LL, gradient)``, the remembered
     ``triple(theta) -> (-LL, gradient, S'S)`` (so that the BHHH start and the convergence
     test reuse scipy's evaluations) and the data on the mesh."""
-    placed = _place(arrays, draws, mesh)
-    program = _program(model, mesh, "analytic")
+    placed = place_persons(arrays, draws, mesh)
+    program = evaluation_program(model, mesh, "analytic")
     triple = Remembered(lambda th: tuple(to_host(x) for x in program(th, *placed)))
     if gradient == "analytic":
         return lambda th: (float(triple(th)[0]), triple(th)[1]), triple, placed
-    autodiff = _program(model, mesh, "autodiff")
+    autodiff = evaluation_program(model, mesh, "autodiff")
 
     def fun(th):
         value, grad = autodiff(th, *placed)
@@ -330,7 +330,7 @@ def _device(model, mesh, placed, theta0, n, maxiter, t0):
     """The device loop (:mod:`.device_loop`) from ``theta0``: ``(x, -LL, gradient, S'S,
     message, nit, nfev, compile_s, run_s)``, ``compile_s`` counted from ``t0`` (placing
     the data included)."""
-    program = _program(model, mesh, "analytic")
+    program = evaluation_program(model, mesh, "analytic")
     state, _, run_s = device_loop.solve(program, placed, theta0, n, maxiter)
     compile_s = time.perf_counter() - t0 - run_s
     x, value, grad, bhhh = device_loop.totals(state, n)

@@ -398,8 +398,8 @@ def test_stored_results_cover_every_suite():
     assert (kernels.groupby("key").size() >= 3).all()
     # the two kernels compute one function: the same value and gradient on the same draws
     assert (kernels.value_rel_diff < 1e-12).all() and (kernels.grad_max_abs_diff < 1e-8).all()
-    sharding = report.load(ROOT / "results" / "bench-cpu-sharding.jsonl")
-    assert set(c.key for c in configs_for(["sharding"])) <= set(sharding.key)
+    sharding = report.load(ROOT / "results" / "bench-cpu-panelsharding-value.jsonl")
+    assert set(c.key for c in configs_for(["panelsharding"])) <= set(sharding.key)
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen
 
 

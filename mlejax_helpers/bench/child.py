@@ -188,48 +188,6 @@ def measure_kernels(data, apt, repeats: int = 15) -> dict:
     return _timings(out, "kernel timings")
 
 
-def measure_sharding(cfg, data, apt, rounds: int = 9, per_round: int = 10) -> dict:
-    """One value and gradient on the mesh of every device against the same on one device,
-    interleaved (``rounds`` x ``per_round`` calls each), then one fit on the mesh."""
-    import jax
-
-    from ..apartments import shard
-    from ..mixed_logit.sharding import consumer_mesh
-    from ..timing import time_call
-
-    vg = jax.jit(apt.value_and_grad_analytic)
-    theta, one = apt.THETA_TRUE, jax.device_put(data, jax.devices()[0])
-    placed = shard(data, consumer_mesh())
-    vg(theta, one), vg(theta, placed.data, placed.weight)  # compile both first
-    single, mesh = [], []
-    for _ in range(rounds):  # interleaved, so that drift hits both alike
-        single.append(time_call(vg, theta, one, repeats=per_round).median_s)
-        mesh.append(time_call(vg, theta, placed.data, placed.weight, repeats=per_round).median_s)
-    res = apt.fit(data, gradient=cfg.gradient, init=cfg.init, gtol=cfg.gtol, mesh=consumer_mesh())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
-        "devices_seen": jax.device_count(),
-        "padding": int(placed.data.shape[0] - placed.n),
-        "eval_s_one_device": float(np.median(single)),
-        "eval_s_mesh": float(np.median(mesh)),
-        "eval_s_one_device_rounds": single,
-        "eval_s_mesh_rounds": mesh,
-        "ratio_mesh_to_one_device": float(np.median(mesh) / np.median(single)),
-        "allreduce_bytes_per_eval": 8 * (1 + len(theta)),
-        "bytes_njr_per_device": 8 * placed.data.shape[0] * cfg.j * cfg.r // jax.device_count(),
-        "theta": res.theta.tolist(),
-        "neg_loglik": res.neg_loglik,
-        "nit": res.nit,
-        "nfev": res.nfev,
-        "compile_s": res.compile_s,
-        "fit_s_median": res.run_s,
-        "success": res.success,
-        "message": res.message,
-        "status": "ok" if res.success else "did not converge",
-        "peak_rss_bytes": int(peak),
-    }
-
-
 def measure_panel_sharding(cfg, rounds: int = 9, per_round: int = 5) -> dict:
     """Issue 22: the one estimator's program (value, gradient and S'S) for chapter 8's model
     (six normals, ``cfg.r`` of xlogit's draws per person) on a mesh of every forced host
@@ -509,8 +467,6 @@ def _measure(cfg: Config, repeats: int, common_draws: int) -> dict:
         return measure_evaluations(data, apt)
     if cfg.kind == "kernels":
         return measure_kernels(data, apt)
-    if cfg.kind == "sharding":
-        return measure_sharding(cfg, data, apt)
     runs = []
     for _ in range(repeats):  # end to end: set-up, compilation and the fit
         runs.append(_timed(lambda: FITTERS[cfg.kind](cfg, data, apt)))

@@ -30,10 +30,9 @@ class Config:
     "none"): ``fit``'s automatic chunking, or none. ``kind="device-loop"`` is
     the one estimator's ``method="device"`` (records before it existed: the former
     ``fit_on_device``); ``kind="one"`` is ``ml.fit(model, data)`` on chapter 6's model with
-    ``solver`` as its ``method``. ``kind="sharding"``
-    times one value and
-    gradient on a mesh of ``devices`` forced host devices against the same on one
-    device, interleaved in one process, then fits on the mesh.
+    ``solver`` as its ``method``. ``kind="panel-sharding"`` times the one estimator's
+    program for chapter 8's model on a mesh of ``devices`` forced host devices against
+    one device, interleaved in one process, then fits on the mesh.
     """
 
     suite: str
@@ -75,8 +74,6 @@ class Config:
             return f"one evaluation each ({self.allocator} allocator)"
         if self.kind == "kernels":
             return "chapter 6's kernel against the general kernel"
-        if self.kind == "sharding":
-            return f"mesh of {self.devices} forced host device(s)"
         if self.kind == "panel-sharding":
             return f"one estimator's program, mesh of {self.devices} forced host device(s)"
         if self.kind == "panel-draws":
@@ -303,27 +300,12 @@ def draws():
 
 
 def panelsharding():
-    """Issue 22: chapter 8's model at 600 draws, the one estimator's program on a mesh of 1
-    and of 2 and 4 forced host devices against one device, then a fit on the mesh."""
+    """Issue 22: chapter 8's model at 600 draws on 1, 2 and 4 forced host devices.
+
+    The one estimator's program on a mesh of every device against one device, then a fit
+    on the mesh."""
     return [
         Config("panelsharding", "panel-sharding", 361, 4, 600, draws="xlogit-halton", devices=d)
-        for d in (1, 2, 4)
-    ]
-
-
-def sharding():
-    """Chapter 9: the likelihood on a mesh of 1, 2 and 4 forced host devices (one process each)."""
-    return [
-        Config(
-            "sharding",
-            "sharding",
-            50_000,
-            20,
-            12,
-            gradient="analytic-fused",
-            init="bhhh",
-            devices=d,
-        )
         for d in (1, 2, 4)
     ]
 
@@ -353,7 +335,6 @@ SUITES = {
     "onefit": onefit,
     "draws": draws,
     "panelsharding": panelsharding,
-    "sharding": sharding,
     "gpu": gpu,
     "realdata": realdata,
     "kernels": kernels,
@@ -370,7 +351,6 @@ ALL = (
     "onefit",
     "draws",
     "panelsharding",
-    "sharding",
     "gpu",
     "realdata",
     "kernels",

@@ -218,7 +218,7 @@ def test_conditional_means_average_to_the_population_mean():
 def test_random_coefficients_keep_attribute_order_so_xlogit_draws_match():
     """xlogit gives its k-th Halton prime to the k-th random coefficient in attribute
     order; a random dict in another order once gave each coefficient the other's prime."""
-    from mlejax_helpers.mixed_logit import panel_peers
+    from mlejax_helpers import peers as panel_peers
 
     shuffled = ml.MixedLogit(("a", "b", "c"), {"c": "n", "a": "ln"})
     in_order = ml.MixedLogit(("a", "b", "c"), {"a": "ln", "c": "n"})
@@ -251,7 +251,7 @@ def test_xlogit_halton_draws_equal_xlogits_own():
 
 @pytest.mark.slow
 def test_electricity_ours_equals_xlogit_on_identical_draws():
-    from mlejax_helpers.mixed_logit import panel_peers
+    from mlejax_helpers import peers as panel_peers
 
     df = pdata.load_electricity()
     attrs = pdata.ELECTRICITY_ATTRIBUTES
@@ -291,7 +291,7 @@ def test_mode_canada_unequal_choice_sets_and_the_padding_for_xlogit():
     """ModeCanada offers 2-4 modes: from_long reads a missing row as unavailable, and the
     rows with_every_alternative adds for xlogit (availability 0) leave the likelihood as it
     was; each traveller chose exactly one available mode."""
-    from mlejax_helpers.mixed_logit import panel_peers
+    from mlejax_helpers import peers as panel_peers
 
     mc = ml.load_mode_canada()
     assert mc.shape == (15520, 11) and (mc.groupby("case").choice.sum() == 1).all()

@@ -297,7 +297,8 @@ def _timed(fit) -> dict:
 def _fit_electricity(cfg, df, model, theta0) -> dict:
     """One end-to-end fit of the electricity panel by ``cfg.kind``: ours (data built from the
     DataFrame, draws, compilation, fit), xlogit or jaxlogit (their own fit call)."""
-    from ..mixed_logit import fitting, panel_data, panel_peers
+    from .. import peers as panel_peers
+    from ..mixed_logit import fitting, panel_data
 
     cols = panel_data.ELECTRICITY_COLUMNS
     if cfg.kind == "panel":  # standard errors are not part of any tool's time here

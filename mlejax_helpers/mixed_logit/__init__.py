@@ -16,10 +16,10 @@ means), :mod:`.fitting` (:func:`fit`, on one device or a mesh of them),
 compiled program), :mod:`.predict` (probabilities, elasticities), :mod:`.distribution`
 (the random coefficients' moments, covariances and correlations, with standard errors),
 :mod:`.results` (:class:`Result`, :func:`lr_test`), :mod:`.diagnostics` (the convergence
-and identification tests behind ``success``), :mod:`.sharding` (meshes and processes)
-and :mod:`.panel_peers` (the same fits in xlogit and jaxlogit). Chapter 6's apartment
-model, the paper's, with its specialised kernel and the variants the benchmark times, is
-:mod:`mlejax_helpers.apartments`.
+and identification tests behind ``success``) and :mod:`.sharding` (meshes and processes).
+The same fits in xlogit and jaxlogit are :mod:`mlejax_helpers.peers`. Chapter 6's
+apartment model, the paper's, with its specialised kernel and the variants the benchmark
+times, is :mod:`mlejax_helpers.apartments`.
 
 **float64.** Importing this package switches JAX to float64
 (``jax_enable_x64``) for the whole process, because maximum likelihood in

@@ -1,9 +1,9 @@
-"""The general panel mixed logit fitted by its peers, xlogit 0.2.7 and jaxlogit 1.0.0.
+"""The one estimator's panel mixed logit fitted by its peers, xlogit 0.2.7 and jaxlogit 1.0.0.
 
 Both take the long DataFrame itself. Each fit is timed end to end (the peer's
 own set-up, draws and optimisation), standard errors skipped (``skip_std_errs``)
 so that every side times estimation alone. Both peers use xlogit's Halton draws,
-which :func:`~.panel_data.panel_draws` reproduces (``kind="xlogit-halton"``), so
+which :func:`~.mixed_logit.panel_data.panel_draws` reproduces (``kind="xlogit-halton"``), so
 all three tools can optimise the same objective from the same start.
 
 jaxlogit keeps standard deviations positive through ``softplus``: its ``sd``
@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .model import MixedLogit
+from .mixed_logit.model import MixedLogit
 
 
 def to_peer(theta, model: MixedLogit) -> np.ndarray:

@@ -46,6 +46,11 @@ def test_smoke_writes_valid_records_with_provenance(smoke_file):
         assert r["nit"] > 0 and r["peak_rss_bytes"] > 0 and r["max_abs_error"] < 5
         assert r["common_draws"] == 20 and np.isfinite(r["max_abs_z_bhhh"])
         assert r["end_to_end_s_first"] >= r["fit_s_min"]  # end to end includes the fit
+        # every record times the tool's import and its CPU seconds, ours and the peer's
+        assert r["import_s"] > 0 and r["cpu_s_first"] > 0
+        assert r["end_to_end_with_import_s"] == pytest.approx(
+            r["import_s"] + r["end_to_end_s_first"]
+        )
         prov = r["provenance"]
         for field in ("cpu", "cores", "devices", "versions", "git_commit", "date", "command"):
             assert prov[field], field

@@ -105,8 +105,9 @@ def test_refit_sign_flips_keeps_the_best_converged_optimum(fitted):
         ml.fit(MODEL, data, n_draws=15, se=False, start=worse.theta * np.r_[1, 1, s])
         for s in ([-1, 1], [1, -1])
     ]
-    assert best.loglik == max(f.loglik for f in [worse, *flips] if f.success)
-    assert best.loglik > worse.loglik + 0.1
+    # at least the best single flip (a second round may flip another sign too)
+    assert best.loglik >= max(f.loglik for f in [worse, *flips] if f.success)
+    assert best.loglik > worse.loglik + 0.1 and best.success
     with pytest.raises(TypeError, match="result must be a Result"):
         ml.refit_sign_flips(MODEL, data, res.theta)
     with pytest.raises(ValueError, match="fitted with another model"):

@@ -187,6 +187,13 @@ def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
         res = ml.fit(model, data, n_draws=10, mesh=mesh)
         out[n] = [res.loglik, res.theta.tolist(), res.success, np.diag(res.cov()).tolist(),
                   res.devices]
+    # one evaluation of fit's program, the same theta, on the mesh of both and of one
+    from mlejax_helpers.mixed_logit.fitting import evaluation_program, place_persons
+    draws = ml.panel_draws(data.n_persons, 10, len(model.random), "halton")
+    for name, mesh in (("p1", consumer_mesh(jax.devices()[:1])), ("p2", consumer_mesh())):
+        value, grad, _ = evaluation_program(model, mesh, "analytic")(
+            np.asarray(out[1][1]) + 0.05, *place_persons(data.arrays, draws, mesh))
+        out[name] = [float(value), np.asarray(grad).tolist()]
     print(json.dumps(out))
     """
     out = json.loads(run_with_host_devices(code, 1, timeout=300).strip().splitlines()[-1])
@@ -196,3 +203,7 @@ def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
     assert two[0] == pytest.approx(one[0], rel=1e-10)
     np.testing.assert_allclose(two[1], one[1], rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(two[3], one[3], rtol=1e-6)
+    # the per-core mesh computes what one device computes: value and gradient to 1e-12
+    assert out["p2"][0] == pytest.approx(out["p1"][0], rel=1e-12)
+    g1, g2 = np.array(out["p1"][1]), np.array(out["p2"][1])
+    np.testing.assert_allclose(g2, g1, rtol=0, atol=1e-12 * max(1.0, np.abs(g1).max()))

@@ -303,10 +303,13 @@ def fit(
 
 
 def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **options) -> Result:
-    """The best converged of ``result`` and the fits started from ``result.theta`` with one
-    standard deviation's sign flipped, each in turn. A standard deviation's sign is not
-    identified, but on asymmetric draws each sign pattern is an optimum of its own
-    (chapter 8). ``options``: as for :func:`fit`, with the draws that gave ``result``."""
+    """The best converged fit over the sign patterns of the standard deviations, searched
+    from ``result``: each round refits from the best fit so far with one standard
+    deviation's sign flipped, each in turn, and the rounds go on while one of them is
+    better (so two signs that must both flip are found in two rounds). A standard
+    deviation's sign is not identified, but on asymmetric draws each sign pattern is an
+    optimum of its own (chapter 8). ``options``: as for :func:`fit`, with the draws that
+    gave ``result``."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
     if result.model != model:
@@ -316,14 +319,22 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
             "refit_sign_flips flips standard deviations; a correlated model's Cholesky "
             "factor has none to flip (start from result.theta with a column of L negated)"
         )
-    fits = [result]
-    for k, name in enumerate(model.param_names):
-        if name.startswith("sd."):
-            start = np.array(result.theta, dtype=float)
-            start[k] = -start[k]
-            fits.append(fit(model, data, **{**options, "start": start}))
-    converged = [f for f in fits if f.success] or fits
-    return max(converged, key=lambda f: f.loglik)
+    sds = [k for k, name in enumerate(model.param_names) if name.startswith("sd.")]
+    best = result
+    for _ in sds:  # a better sign pattern each round, or stop
+        fits = [fit(model, data, **{**options, "start": _flipped(best.theta, k)}) for k in sds]
+        better = [f for f in fits if f.success and f.loglik > best.loglik]
+        if not better:
+            break
+        best = max(better, key=lambda f: f.loglik)
+    return best
+
+
+def _flipped(theta, k) -> np.ndarray:
+    """``theta`` with entry ``k`` negated."""
+    out = np.array(theta, dtype=float)
+    out[k] = -out[k]
+    return out
 
 
 def _device(model, mesh, placed, theta0, n, maxiter, t0):

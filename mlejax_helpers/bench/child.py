@@ -304,10 +304,11 @@ def _fit_electricity(cfg, df, model, theta0) -> dict:
     if cfg.kind == "panel":  # standard errors are not part of any tool's time here
         data = panel_data.from_long(df, model, **cols)
         start = "mnl" if cfg.init == "mnl" else theta0
-        f = fitting.fit(
-            model, data, n_draws=cfg.r, draws=cfg.draws, start=start, method=cfg.solver,
-            gradient=cfg.gradient, se=False,
-        )  # fmt: skip
+        method = cfg.solver.removesuffix("+flips")
+        same = {"n_draws": cfg.r, "draws": cfg.draws, "method": method, "se": False}
+        f = fitting.fit(model, data, start=start, gradient=cfg.gradient, **same)
+        if cfg.solver.endswith("+flips"):  # then the sign search of chapter 8
+            f = fitting.refit_sign_flips(model, data, f, gradient=cfg.gradient, **same)
         return _result_fields(f)
     peers = {"panel-xlogit": panel_peers.fit_xlogit_panel}
     peer = peers.get(cfg.kind, panel_peers.fit_jaxlogit_panel)

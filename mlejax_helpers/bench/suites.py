@@ -82,7 +82,8 @@ class Config:
             tool = {"panel": f"mlejax ({self.gradient})", "panel-xlogit": "xlogit"}.get(
                 self.kind, "jaxlogit"
             )
-            return f"{tool}, {self.solver}" + (", MNL start" if self.init == "mnl" else "")
+            solver = self.solver.replace("+flips", " + sign search")
+            return f"{tool}, {solver}" + (", MNL start" if self.init == "mnl" else "")
         jit = {(True, True): "jit f+g", (True, False): "jit f", (False, True): "jit g"}.get(
             (self.jit_loglik, self.jit_grad), "no jit"
         )
@@ -289,6 +290,15 @@ def realdata():
     return rows
 
 
+def signsearch():
+    """Chapter 8: the electricity fit from the common start at 600 of xlogit's draws, then
+    ``refit_sign_flips`` until no single sign flip is better, end to end."""
+    e = {"n": 361, "j": 4, "draws": "xlogit-halton", "gradient": "analytic"}
+    return [
+        Config("signsearch", "panel", r=600, solver=f"{m}+flips", **e) for m in ("L-BFGS-B", "BFGS")
+    ]
+
+
 def draws():
     """Chapter 8's draws study: the electricity model on R = 50 to 2,000 scrambled Halton
     draws per person, three seeds each, with standard errors and a common yardstick."""
@@ -337,6 +347,7 @@ SUITES = {
     "panelsharding": panelsharding,
     "gpu": gpu,
     "realdata": realdata,
+    "signsearch": signsearch,
     "kernels": kernels,
     "smoke": smoke,
 }
@@ -353,6 +364,7 @@ ALL = (
     "panelsharding",
     "gpu",
     "realdata",
+    "signsearch",
     "kernels",
 )
 

@@ -406,6 +406,9 @@ def test_stored_results_cover_every_suite():
     sharding = report.load(ROOT / "results" / "bench-cpu-panelsharding-value.jsonl")
     assert set(c.key for c in configs_for(["panelsharding"])) <= set(sharding.key)
     assert (sharding.devices_seen == sharding.devices).all()  # the forced devices were seen
+    search = report.load(ROOT / "results" / "bench-cpu-signsearch.jsonl")
+    assert set(c.key for c in configs_for(["signsearch"])) <= set(search.key)
+    assert (search.groupby("key").size() >= 3).all() and search.import_s.notna().all()
 
 
 def test_tables_beside_the_papers_pair_each_of_our_cells_with_the_papers():

@@ -191,9 +191,12 @@ def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
     from mlejax_helpers.mixed_logit.fitting import evaluation_program, place_persons
     draws = ml.panel_draws(data.n_persons, 10, len(model.random), "halton")
     for name, mesh in (("p1", consumer_mesh(jax.devices()[:1])), ("p2", consumer_mesh())):
-        value, grad, _ = evaluation_program(model, mesh, "analytic")(
-            np.asarray(out[1][1]) + 0.05, *place_persons(data.arrays, draws, mesh))
-        out[name] = [float(value), np.asarray(grad).tolist()]
+        placed = place_persons(data.arrays, draws, mesh)
+        theta = np.asarray(out[1][1]) + 0.05
+        value, grad, _ = evaluation_program(model, mesh, "analytic")(theta, *placed)
+        value_ad, grad_ad = evaluation_program(model, mesh, "autodiff")(theta, *placed)
+        out[name] = [float(value), np.asarray(grad).tolist(), float(value_ad),
+                     np.asarray(grad_ad).tolist()]
     print(json.dumps(out))
     """
     out = json.loads(run_with_host_devices(code, 1, timeout=300).strip().splitlines()[-1])
@@ -207,3 +210,7 @@ def test_the_electricity_fit_on_two_devices_equals_the_one_device_fit():
     assert out["p2"][0] == pytest.approx(out["p1"][0], rel=1e-12)
     g1, g2 = np.array(out["p1"][1]), np.array(out["p2"][1])
     np.testing.assert_allclose(g2, g1, rtol=0, atol=1e-12 * max(1.0, np.abs(g1).max()))
+    # autodiff on the mesh: the same value and gradient (each device's share summed once)
+    for p in ("p1", "p2"):
+        assert out[p][2] == pytest.approx(out[p][0], rel=1e-12)
+        np.testing.assert_allclose(out[p][3], out[p][1], rtol=1e-9, atol=1e-9)

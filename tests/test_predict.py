@@ -110,6 +110,8 @@ def test_refit_sign_flips_keeps_the_best_converged_optimum(fitted):
     assert best.loglik > worse.loglik + 0.1 and best.success
     with pytest.raises(TypeError, match="result must be a Result"):
         ml.refit_sign_flips(MODEL, data, res.theta)
+    with pytest.raises(ValueError, match="other draws"):
+        ml.refit_sign_flips(MODEL, data, worse, n_draws=16, se=False)
     with pytest.raises(ValueError, match="fitted with another model"):
         ml.refit_sign_flips(ml.MixedLogit(("a", "b"), {"a": "n"}), data, res)
     corr = ml.MixedLogit(("a", "b"), {"a": "n", "b": "ln"}, correlated=True)

@@ -306,13 +306,16 @@ def fit(
 
 
 def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **options) -> Result:
-    """The best converged fit over the sign patterns of the standard deviations, searched
-    from ``result``: each round refits from the best fit so far with one standard
-    deviation's sign flipped, each in turn, and the rounds go on while one of them is
-    better (so two signs that must both flip are found in two rounds). A standard
-    deviation's sign is not identified, but on asymmetric draws each sign pattern is an
-    optimum of its own (chapter 8). ``options``: as for :func:`fit`, with the draws that
-    gave ``result``."""
+    """A search over the sign patterns of the standard deviations, from ``result``: each
+    round refits from the best fit so far with one standard deviation's sign flipped, each
+    in turn, and moves to the best converged refit if it beats the best so far; the rounds
+    stop when no single flip is better, after at most one round per standard deviation.
+    Returns the best fit found (``result`` itself when no refit beat it, converged or not).
+    A standard deviation's sign is not identified, but on asymmetric draws each sign
+    pattern is an optimum of its own (chapter 8). The search is local: from two starts it
+    can end in two patterns. ``options``: as for :func:`fit`, with the draws that gave
+    ``result`` (refused when their specification differs: the values compared must be of
+    one objective; an array of draws is checked by its size only)."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
     if result.model != model:
@@ -326,6 +329,11 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
     best = result
     for _ in sds:  # a better sign pattern each round, or stop
         fits = [fit(model, data, **{**options, "start": _flipped(best.theta, k)}) for k in sds]
+        if fits[0].draws != result.draws:
+            raise ValueError(
+                f"options give other draws ({fits[0].draws}) than result's ({result.draws}): "
+                "pass the n_draws, draws and seed of the fit being searched"
+            )
         better = [f for f in fits if f.success and f.loglik > best.loglik]
         if not better:
             break

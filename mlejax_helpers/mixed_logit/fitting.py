@@ -154,10 +154,10 @@ def evaluation_program(model: MixedLogit, mesh: Mesh, gradient: str):
         if gradient == "autodiff":  # (-LL, gradient) only: S'S comes from the analytic one
 
             def nll(t):  # the total over every device: its gradient is summed once
-                local = -jnp.sum(weight * _per_person(_person_loglik, t, model, arrays, draws)[0])
-                return jax.lax.psum(local, AXIS)
+                own = -jnp.sum(weight * _per_person(_person_loglik, t, model, arrays, draws)[0])
+                return jax.lax.psum(own, AXIS)
 
-            # not psum(value_and_grad(local)): theta is replicated, so shard_map's autodiff
+            # not psum(value_and_grad(own sum)): theta is replicated, so shard_map's autodiff
             # already sums the gradient over the devices, and a psum would add it D times
             return jax.value_and_grad(nll)(theta)
         log_l, s = _per_person(_person_scores, theta, model, arrays, draws)

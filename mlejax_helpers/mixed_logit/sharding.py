@@ -1,12 +1,12 @@
-r"""The likelihood over several devices and processes: consumers split, parameters replicated.
+r"""The likelihood over several devices and processes: persons split, parameters replicated.
 
 A :class:`jax.sharding.Mesh` names the devices; a ``NamedSharding`` with
-``PartitionSpec("consumers")`` splits every array's leading (consumer, or person)
-axis across them. Each device then works on its own consumers, and one all-reduce
-adds the sums over consumers: the value, the gradient and (for the one estimator)
-the BHHH matrix, a few hundred bytes per evaluation whatever ``N``.
-:func:`~mlejax_helpers.mixed_logit.fitting.fit` places a panel on a mesh itself;
-:func:`mlejax_helpers.apartments.shard` does it for chapter 6's data.
+``PartitionSpec("consumers")`` splits every array's leading (person) axis across them.
+Each device then works on its own persons, and one all-reduce adds the sums over
+persons: the value, the gradient and the BHHH matrix, ``1 + K + K^2`` numbers per
+evaluation whatever the number of persons. :func:`~.fitting.fit` places a panel on a
+mesh itself (:func:`~.fitting.place_persons`); chapter 6's kernel has its own,
+:func:`mlejax_helpers.apartments.shard`.
 
 * :func:`consumer_mesh`: a one-axis mesh (one device is the single-device case);
 * :func:`start_processes`: ``jax.distributed.initialize`` after a check of the set-up

@@ -1,7 +1,7 @@
 r"""Fitting a :class:`~.model.MixedLogit`: :func:`fit` and the one compiled program it runs.
 
-Each evaluation runs one program (:func:`evaluation_program`) that returns the -LL, its gradient
-and the BHHH matrix :math:`S'S` of the per-person scores together, the persons split
+Each evaluation runs one program (:func:`evaluation_program`) that returns the -LL, its
+gradient and the BHHH matrix :math:`S'S` of the per-person scores together, the persons split
 over a mesh of devices (one device by default) with each device's sums added by one
 ``psum``. scipy drives the optimisation, or the device loop (:mod:`.device_loop`) runs all of
 it in one program; BFGS starts from the inverse BHHH matrix;
@@ -325,15 +325,17 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
             "refit_sign_flips flips standard deviations; a correlated model's Cholesky "
             "factor has none to flip (start from result.theta with a column of L negated)"
         )
+    get = options.get
+    spec = _draws(model, data, get("n_draws"), get("draws", "halton"), get("seed", 0))[1]
+    if spec != result.draws:
+        raise ValueError(
+            f"options give other draws ({spec}) than result's ({result.draws}): pass the "
+            "n_draws, draws and seed of the fit being searched"
+        )
     sds = [k for k, name in enumerate(model.param_names) if name.startswith("sd.")]
     best = result
     for _ in sds:  # a better sign pattern each round, or stop
         fits = [fit(model, data, **{**options, "start": _flipped(best.theta, k)}) for k in sds]
-        if fits[0].draws != result.draws:
-            raise ValueError(
-                f"options give other draws ({fits[0].draws}) than result's ({result.draws}): "
-                "pass the n_draws, draws and seed of the fit being searched"
-            )
         better = [f for f in fits if f.success and f.loglik > best.loglik]
         if not better:
             break

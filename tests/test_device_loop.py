@@ -49,24 +49,50 @@ def test_device_loop_reaches_the_scipy_optimum(case):
     assert res.nfev >= res.nit + 1  # the first pass and every accepted step evaluate
 
 
-def test_every_optimiser_reaches_one_optimum_after_the_sign_search():
+def test_the_default_optimiser_reaches_the_optimum_of_the_others():
     # issue 22: L-BFGS-B (the default), BFGS from the BHHH start and the device loop, from
-    # one start on simulated data. On 50 scrambled Halton draws each sign pattern of the
-    # standard deviations is an optimum of its own, and the three may land in different ones
-    # (here, on the book's machine, they did: -LL 435.85, 435.31, 435.31 with other signs);
-    # refit_sign_flips then brings every one of them to the best (-LL to 1e-8, relative)
+    # one start on simulated data, stop at one optimum (-LL to 1e-8, relative). On draws
+    # symmetric in every coordinate (each point with every pattern of signs) the simulated
+    # likelihood does not change when a standard deviation's sign does, so the sign
+    # patterns are one optimum, not several (chapter 8), and the optimisers must agree
     model = ml.MixedLogit(("a", "b", "c"), {"a": "n", "b": "ln"})
-    df = pdata.simulate_panel(model, [0.8, -0.4, -1.0, 0.7, 0.4], 150, 4, 3, seed=5)
-    data = pdata.from_long(df[~((df.person % 4 == 0) & (df.situation % 4 == 3))], model, **COLS)
+    df = pdata.simulate_panel(model, [0.8, -0.4, -1.0, 0.7, 0.4], 500, 4, 3, seed=5)
+    data = pdata.from_long(df, model, **COLS)
+    base = pdata.panel_draws(data.n_persons, 10, 2, "halton", seed=1)
+    signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]])
+    draws = np.concatenate([base * s for s in signs], axis=1)  # (P, 40, 2)
+    fits = {
+        m: ml.fit(model, data, draws=draws, method=m, se=False)
+        for m in ("L-BFGS-B", "BFGS", "device")
+    }
+    assert all(f.success for f in fits.values()), {m: f.message for m, f in fits.items()}
+    best = max(f.loglik for f in fits.values())
+    for method, f in fits.items():
+        assert f.loglik == pytest.approx(best, rel=1e-8), method
+
+
+def test_the_sign_search_ends_where_no_single_flip_is_better():
+    # on asymmetric draws each sign pattern is an optimum of its own; the search stops only
+    # where refitting with any one sign flipped gains no more than its tolerance
+    model, data = _panel_uncorrelated()
     spec = {"n_draws": 50, "draws": "halton", "seed": 1, "se": False}
-    fits, best = {}, {}
-    for m in ("L-BFGS-B", "BFGS", "device"):
-        fits[m] = ml.fit(model, data, method=m, **spec)
-        best[m] = ml.refit_sign_flips(model, data, fits[m], method=m, **spec)
-        assert fits[m].success and best[m].success and best[m].loglik >= fits[m].loglik
-    top = max(f.loglik for f in best.values())
-    for method, f in best.items():
-        assert f.loglik == pytest.approx(top, rel=1e-8), method
+    first = ml.fit(model, data, **spec)
+    found = ml.refit_sign_flips(model, data, first, **spec)
+    assert found.success and found.loglik >= first.loglik
+    sds = [k for k, n in enumerate(model.param_names) if n.startswith("sd.")]
+    for k in sds:
+        start = found.theta.copy()
+        start[k] = -start[k]
+        other = ml.fit(model, data, start=start, **spec)
+        assert not other.success or other.loglik <= found.loglik + 1e-6 * abs(found.loglik)
+    with pytest.raises(ValueError, match="not the data result was fitted to"):
+        ml.refit_sign_flips(model, _panel_uncorrelated(persons=60)[1], first, **spec)
+
+
+def _panel_uncorrelated(persons=150):
+    model = ml.MixedLogit(("a", "b", "c"), {"a": "n", "b": "ln"})
+    df = pdata.simulate_panel(model, [0.8, -0.4, -1.0, 0.7, 0.4], persons, 4, 3, seed=5)
+    return model, pdata.from_long(df, model, **COLS)
 
 
 def test_device_loop_says_when_it_stops_short():

@@ -296,7 +296,8 @@ def _timed(fit) -> dict:
 
 def _fit_electricity(cfg, df, model, theta0) -> dict:
     """One end-to-end fit of the electricity panel by ``cfg.kind``: ours (data built from the
-    DataFrame, draws, compilation, fit), xlogit or jaxlogit (their own fit call)."""
+    DataFrame, draws, compilation, fit; with ``solver="<method>+flips"`` the fit, then
+    ``refit_sign_flips``), xlogit or jaxlogit (their own fit call)."""
     from .. import peers as panel_peers
     from ..mixed_logit import fitting, panel_data
 
@@ -307,9 +308,13 @@ def _fit_electricity(cfg, df, model, theta0) -> dict:
         method = cfg.solver.removesuffix("+flips")
         same = {"n_draws": cfg.r, "draws": cfg.draws, "method": method, "se": False}
         f = fitting.fit(model, data, start=start, gradient=cfg.gradient, **same)
-        if cfg.solver.endswith("+flips"):  # then the sign search of chapter 8
-            f = fitting.refit_sign_flips(model, data, f, gradient=cfg.gradient, **same)
-        return _result_fields(f)
+        if not cfg.solver.endswith("+flips"):
+            return _result_fields(f)
+        f = fitting.refit_sign_flips(model, data, f, gradient=cfg.gradient, **same)
+        # the search's counters would be its last refit's alone: end to end is its time
+        fields = {**_result_fields(f), "nit": None, "nfev": None, "compile_s": None}
+        fields.pop("run_s")
+        return fields
     peers = {"panel-xlogit": panel_peers.fit_xlogit_panel}
     peer = peers.get(cfg.kind, panel_peers.fit_jaxlogit_panel)
     theta0 = None if cfg.init == "mnl" else theta0  # None: the peer's own default start

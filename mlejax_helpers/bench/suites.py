@@ -30,7 +30,9 @@ class Config:
     "none"): ``fit``'s automatic chunking, or none. ``kind="device-loop"`` is
     the one estimator's ``method="device"`` (records before it existed: the former
     ``fit_on_device``); ``kind="one"`` is ``ml.fit(model, data)`` on chapter 6's model with
-    ``solver`` as its ``method``. ``kind="panel-sharding"`` times the one estimator's
+    ``solver`` as its ``method``; ``kind="panel"`` is ``ml.fit`` on chapter 8's electricity
+    model (``solver="<method>+flips"``: then ``refit_sign_flips``), ``"panel-xlogit"`` and
+    ``"panel-jaxlogit"`` the peers' fits. ``kind="panel-sharding"`` times the one estimator's
     program for chapter 8's model on a mesh of ``devices`` forced host devices against
     one device, interleaved in one process, then fits on the mesh.
     """

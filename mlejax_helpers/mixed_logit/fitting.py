@@ -308,14 +308,15 @@ def fit(
 def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **options) -> Result:
     """A search over the sign patterns of the standard deviations, from ``result``: each
     round refits from the best fit so far with one standard deviation's sign flipped, each
-    in turn, and moves to the best converged refit if it beats the best so far; the rounds
-    stop when no single flip is better, after at most one round per standard deviation.
-    Returns the best fit found (``result`` itself when no refit beat it, converged or not).
-    A standard deviation's sign is not identified, but on asymmetric draws each sign
-    pattern is an optimum of its own (chapter 8). The search is local: from two starts it
-    can end in two patterns. ``options``: as for :func:`fit`, with the draws that gave
-    ``result`` (refused when their specification differs: the values compared must be of
-    one objective; an array of draws is checked by its size only)."""
+    in turn, and moves to the best converged refit if it beats the best so far by more
+    than ``1e-6 |log L|`` (less is convergence noise, the tie of chapter 8); the rounds
+    stop when no single flip is better. Each move improves, so no pattern is visited
+    twice. Returns the best fit found (``result`` itself when no refit beat it, converged
+    or not). A standard deviation's sign is not identified, but on asymmetric draws each
+    sign pattern is an optimum of its own (chapter 8). The search is local: from two
+    starts it can end in two patterns. ``data`` and ``options`` (as for :func:`fit`) must
+    be the data and the draws that gave ``result``, so that every value compared is of
+    one objective (refused otherwise; an array of draws is checked by its size only)."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a Result (from fit), got {type(result).__name__}")
     if result.model != model:
@@ -325,6 +326,8 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
             "refit_sign_flips flips standard deviations; a correlated model's Cholesky "
             "factor has none to flip (start from result.theta with a column of L negated)"
         )
+    if not isinstance(data, PanelData) or data.fingerprint != result.data_fingerprint:
+        raise ValueError("data is not the data result was fitted to: pass that data")
     get = options.get
     spec = _draws(model, data, get("n_draws"), get("draws", "halton"), get("seed", 0))[1]
     if spec != result.draws:
@@ -334,11 +337,12 @@ def refit_sign_flips(model: MixedLogit, data: PanelData, result: Result, **optio
         )
     sds = [k for k, name in enumerate(model.param_names) if name.startswith("sd.")]
     best = result
-    for _ in sds:  # a better sign pattern each round, or stop
+    while sds:  # a better sign pattern each round, or stop
         fits = [fit(model, data, **{**options, "start": _flipped(best.theta, k)}) for k in sds]
-        better = [f for f in fits if f.success and f.loglik > best.loglik]
+        bar = best.loglik + 1e-6 * abs(best.loglik)
+        better = [f for f in fits if f.success and f.loglik > bar]
         if not better:
-            break
+            return best
         best = max(better, key=lambda f: f.loglik)
     return best
 

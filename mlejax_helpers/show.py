@@ -96,7 +96,10 @@ def decimals(name, values: pd.Series) -> int | str | None:
 
 
 def significant(v: float) -> str:
-    """``v`` to 3 significant digits, trailing zeros kept, never in e-notation (a time)."""
+    """``v`` to 3 significant digits, trailing zeros kept, never in e-notation (a time);
+    ``inf`` and ``nan`` as Python writes them."""
+    if not math.isfinite(v):
+        return str(v)
     digits = 0 if v == 0 else max(0, 2 - math.floor(math.log10(abs(v))))
     return f"{v:,.{digits}f}"
 

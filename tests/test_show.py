@@ -106,3 +106,9 @@ def test_text_beside_numbers_is_kept_and_the_numbers_are_still_rounded():
     shown = cells(show.table(df))
     assert shown["paper (s)"] == ["0.960", "OOM", "187"]
     assert shown["ours"] == ["1.00", "2.50", "-"]
+
+
+def test_a_non_finite_time_is_shown_not_raised():
+    shown = cells(show.table(pd.DataFrame({"fit (s)": [1.23456, float("inf")]})))
+    assert shown["fit (s)"] == ["1.23", "inf"]
+    assert show.significant(0.012345) == "0.0123" and show.significant(1234.5) == "1,234"
